@@ -1,0 +1,150 @@
+#pragma once
+
+// The fsys engine: writes, reads and syncs of regular files through an io_uring ring
+// owned by one thread (or, as a fallback, through plain syscalls on a worker pool), with
+// the same durability contract on both backends. Knows nothing of FUSE.
+//
+// Thread safety: every member function of Engine and File may be called from any thread,
+// concurrently. Completions run on an engine thread, never inside the submitting call.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "engine/options.h"
+#include "engine/stats.h"
+#include "engine/unique_fd.h"
+
+namespace fsysfs::engine {
+
+class Backend;
+class BufferPool;
+class NvmeDevice;
+class NvmeFlusher;
+
+// What a write is followed by, or what a sync does.
+enum class SyncKind : uint8_t {
+  kNone,  // no sync (writes only)
+  kData,  // fdatasync
+  kFull,  // fsync
+};
+
+// Completion of an op: bytes transferred (>= 0) or -errno. Must not throw (it runs on an
+// engine thread inside a noexcept dispatcher) and must not destroy a File.
+using Completion = std::function<void(int64_t res)>;
+
+// A registered, page-aligned buffer leased from the engine's pool. Move-only; goes back
+// to the pool when destroyed. Handing it to Engine::write moves it into the op, and the
+// pool gets it back only once the kernel is done with it.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Buffer&& o) noexcept;
+  Buffer& operator=(Buffer&& o) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer();
+
+  explicit operator bool() const noexcept { return data_ != nullptr; }
+  std::byte* data() const noexcept { return data_; }
+  size_t capacity() const noexcept { return capacity_; }
+  int index() const noexcept { return index_; }  // registered buffer index
+
+ private:
+  friend class BufferPool;
+  Buffer(BufferPool* pool, int index, std::byte* data, size_t capacity) noexcept
+      : pool_(pool), index_(index), data_(data), capacity_(capacity) {}
+  BufferPool* pool_ = nullptr;
+  int index_ = -1;
+  std::byte* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+// An open file the engine does I/O on. Owns its fd. Created by Engine::adopt. While it
+// lives it may hold a slot of the registered file table; destruction waits until no op
+// on it is in flight, gives the slot back, and only then closes the fd (so a reused fd
+// number can never be reached through a stale slot).
+class File {
+ public:
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+
+  int fd() const noexcept { return fd_.get(); }
+  dev_t device() const noexcept { return dev_; }
+  // True when syncs on this file are followed by an NVMe FLUSH.
+  bool nvme_flush() const noexcept { return nvme_ != nullptr; }
+
+ private:
+  friend class Engine;
+  friend class UringBackend;
+  friend class SyncBackend;
+  File(class Engine& engine, UniqueFd fd, dev_t dev, std::shared_ptr<NvmeDevice> nvme);
+
+  class Engine& engine_;
+  UniqueFd fd_;
+  dev_t dev_;
+  std::shared_ptr<NvmeDevice> nvme_;
+  std::atomic<int> pending_{0};  // ops submitted and not yet completed
+  int slot_ = -1;                // registered file index; touched by the ring owner only
+  bool slot_tried_ = false;      // ring owner only
+};
+
+class Engine {
+ public:
+  // Sets up the backend. Throws std::runtime_error when Options ask for io_uring and it
+  // cannot be set up (kAuto falls back instead, and says why in stats()).
+  explicit Engine(Options options = {});
+  ~Engine();  // completes or fails every queued op, then joins the engine threads
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Takes ownership of an fd open for I/O on a regular file (or anything pwrite works on).
+  std::unique_ptr<File> adopt(UniqueFd fd);
+
+  // Leases a registered buffer; empty when the pool is exhausted or disabled.
+  Buffer acquire_buffer() noexcept;
+
+  // --- asynchronous API: `done` runs once, on an engine thread --------------------------
+  // Writes `data` (copied before returning) at `off`, then syncs it if `sync` says so, as
+  // one linked chain on the ring. The result is the byte count, or the first error.
+  void write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
+             Completion done);
+  // Writes the first `len` bytes of a leased buffer (WRITE_FIXED on the ring).
+  void write(File& f, Buffer buf, size_t len, uint64_t off, SyncKind sync, Completion done);
+  // `into` must stay alive until `done` runs.
+  void read(File& f, std::span<std::byte> into, uint64_t off, Completion done);
+  void sync(File& f, SyncKind kind, Completion done);
+
+  // --- blocking API --------------------------------------------------------------------
+  int64_t write(File& f, std::span<const std::byte> data, uint64_t off,
+                SyncKind sync = SyncKind::kNone);
+  int64_t read(File& f, std::span<std::byte> into, uint64_t off);
+  int sync(File& f, SyncKind kind);
+
+  StatsSnapshot stats() const;
+  void reset_stats() noexcept;
+  // "io_uring" or "sync".
+  const char* backend_name() const noexcept;
+
+ private:
+  friend class File;
+  void submit(struct Op* op);
+  void release_slot(File& f);
+
+  Options options_;
+  Stats stats_;
+  std::shared_ptr<NvmeRegistry> nvme_;
+  // Declared before backend_: the pool (registered buffers) must outlive the ring.
+  std::unique_ptr<BufferPool> pool_;
+  std::unique_ptr<NvmeFlusher> flusher_;
+  std::unique_ptr<Backend> backend_;
+};
+
+}  // namespace fsysfs::engine

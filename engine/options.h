@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace fsysfs::engine {
+
+class NvmeRegistry;
+
+enum class BackendKind { kAuto, kUring, kSync };
+
+// Everything an Engine can be configured with. Defaults suit a FUSE daemon on a small
+// machine: a 16 MiB buffer pool, 1024 fixed-file slots.
+struct Options {
+  // kAuto: io_uring, falling back to the syscall backend if the ring cannot be set up.
+  // kUring: io_uring or fail. kSync: the syscall backend.
+  BackendKind backend = BackendKind::kAuto;
+  unsigned queue_depth = 256;
+  bool sqpoll = false;
+  unsigned sqpoll_idle_ms = 1000;
+  unsigned fixed_files = 1024;  // 0 disables the registered file table
+  unsigned buffer_count = 16;   // 0 disables registered buffers
+  size_t buffer_size = 1 << 20;
+  unsigned sync_threads = 4;  // workers of the syscall backend
+  // Send an NVMe FLUSH after every successful sync on a file whose device allows it.
+  bool nvme_flush = true;
+  // Where NVMe devices are looked up; nullptr builds one from /sys and /dev (tests inject
+  // a registry over a fake sysfs tree and device seam).
+  std::shared_ptr<NvmeRegistry> nvme;
+};
+
+}  // namespace fsysfs::engine

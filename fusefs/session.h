@@ -1,0 +1,33 @@
+#pragma once
+
+// The boundary between the command (mount/) and the filesystem (fusefs/).
+
+#include <functional>
+#include <string>
+
+#include "engine/options.h"
+
+namespace fsysfs::fusefs {
+
+struct Config {
+  std::string backing;     // absolute, canonical path of the backing directory
+  std::string mountpoint;  // absolute, canonical path of the mount point
+  unsigned threads = 0;    // FUSE worker threads; 0 = libfuse's default
+  bool clone_fd = false;
+  bool allow_other = false;
+  bool default_permissions = false;
+  bool writeback_cache = false;
+  double attr_timeout = 1.0;   // seconds
+  double entry_timeout = 1.0;  // seconds
+  bool debug = false;          // libfuse request tracing (-d)
+  engine::Options engine;
+};
+
+// Mounts `config.backing` on `config.mountpoint` and serves requests until the mount is
+// unmounted or SIGINT/SIGTERM/SIGHUP arrives. `on_ready` runs once, after the mount is
+// live and the engine is up (the command uses it to let its parent process exit).
+// Returns 0 after a clean unmount; otherwise logs why and returns non-zero, with nothing
+// left mounted. Does not throw.
+int serve(const Config& config, const std::function<void()>& on_ready);
+
+}  // namespace fsysfs::fusefs
