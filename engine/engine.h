@@ -25,6 +25,7 @@ namespace fsysfs::engine {
 
 class Backend;
 class BufferPool;
+struct Op;
 class NvmeDevice;
 class NvmeFlusher;
 
@@ -69,7 +70,8 @@ class Buffer {
 // An open file the engine does I/O on. Owns its fd. Created by Engine::adopt. While it
 // lives it may hold a slot of the registered file table; destruction waits until no op
 // on it is in flight, gives the slot back, and only then closes the fd (so a reused fd
-// number can never be reached through a stale slot).
+// number can never be reached through a stale slot). A File may outlive its Engine (it
+// then only closes its fd), but no op may be submitted on it after the Engine is gone.
 class File {
  public:
   File(const File&) = delete;
@@ -85,9 +87,9 @@ class File {
   friend class Engine;
   friend class UringBackend;
   friend class SyncBackend;
-  File(class Engine& engine, UniqueFd fd, dev_t dev, std::shared_ptr<NvmeDevice> nvme);
+  File(std::shared_ptr<Backend> backend, UniqueFd fd, dev_t dev, std::shared_ptr<NvmeDevice> nvme);
 
-  class Engine& engine_;
+  std::shared_ptr<Backend> backend_;
   UniqueFd fd_;
   dev_t dev_;
   std::shared_ptr<NvmeDevice> nvme_;
@@ -101,7 +103,9 @@ class Engine {
   // Sets up the backend. Throws std::runtime_error when Options ask for io_uring and it
   // cannot be set up (kAuto falls back instead, and says why in stats()).
   explicit Engine(Options options = {});
-  ~Engine();  // completes or fails every queued op, then joins the engine threads
+  // Completes every queued op (none is lost or left waiting), joins the engine threads
+  // and tears the ring down; registered buffers are freed only after the ring is gone.
+  ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -135,16 +139,24 @@ class Engine {
 
  private:
   friend class File;
-  void submit(struct Op* op);
-  void release_slot(File& f);
+  friend class UringBackend;
+  friend class SyncBackend;
+  friend class NvmeFlusher;
+  Op* new_op(File& f, Completion done);
+  void submit(Op* op) noexcept;
+  // Ends an op whose I/O is done: stats, the file's pending count, the NVMe FLUSH hop for
+  // a successful sync, then the caller's completion. Engine threads only.
+  void complete(Op* op, int64_t res) noexcept;
+  void run_completion(Op* op, int64_t res) noexcept;
 
   Options options_;
   Stats stats_;
+  std::string fallback_reason_;  // why the syscall backend runs; empty on io_uring
   std::shared_ptr<NvmeRegistry> nvme_;
   // Declared before backend_: the pool (registered buffers) must outlive the ring.
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<NvmeFlusher> flusher_;
-  std::unique_ptr<Backend> backend_;
+  std::shared_ptr<Backend> backend_;  // shared with Files, which may outlive the Engine
 };
 
 }  // namespace fsysfs::engine

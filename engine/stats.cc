@@ -8,14 +8,22 @@ namespace fsysfs::engine {
 
 const char* op_kind_name(OpKind k) noexcept {
   switch (k) {
-    case OpKind::kRead: return "read";
-    case OpKind::kWrite: return "write";
-    case OpKind::kFdatasync: return "fdatasync";
-    case OpKind::kFsync: return "fsync";
-    case OpKind::kWriteFdatasync: return "write+fdatasync";
-    case OpKind::kWriteFsync: return "write+fsync";
-    case OpKind::kNvmeFlush: return "nvme_flush";
-    case OpKind::kCount: break;
+    case OpKind::kRead:
+      return "read";
+    case OpKind::kWrite:
+      return "write";
+    case OpKind::kFdatasync:
+      return "fdatasync";
+    case OpKind::kFsync:
+      return "fsync";
+    case OpKind::kWriteFdatasync:
+      return "write+fdatasync";
+    case OpKind::kWriteFsync:
+      return "write+fsync";
+    case OpKind::kNvmeFlush:
+      return "nvme_flush";
+    case OpKind::kCount:
+      break;
   }
   return "?";
 }
@@ -62,7 +70,8 @@ uint64_t Histogram::count() const noexcept {
 uint64_t Histogram::quantile(double q) const noexcept {
   std::array<uint64_t, kBuckets> snap;
   uint64_t n = 0;
-  for (size_t i = 0; i < snap.size(); ++i) n += snap[i] = buckets_[i].load(std::memory_order_relaxed);
+  for (size_t i = 0; i < snap.size(); ++i)
+    n += snap[i] = buckets_[i].load(std::memory_order_relaxed);
   if (n == 0) return 0;
   auto rank = static_cast<uint64_t>(q * static_cast<double>(n));
   if (rank == 0) rank = 1;

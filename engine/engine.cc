@@ -1,0 +1,237 @@
+#include "engine/engine.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "engine/backend.h"
+#include "engine/buffer_pool.h"
+#include "engine/engine_internal.h"
+#include "engine/log.h"
+#include "engine/nvme.h"
+#include "engine/nvme_flusher.h"
+#include "engine/sync_backend.h"
+#include "engine/uring_backend.h"
+
+namespace fsysfs::engine {
+
+void OpQueue::push(Op* op) noexcept {
+  op->next = nullptr;
+  std::lock_guard lock(mu_);
+  if (tail_) {
+    tail_->next = op;
+  } else {
+    head_ = op;
+  }
+  tail_ = op;
+}
+
+Op* OpQueue::take_all() noexcept {
+  std::lock_guard lock(mu_);
+  Op* h = head_;
+  head_ = tail_ = nullptr;
+  return h;
+}
+
+Op* OpQueue::take_one() noexcept {
+  std::lock_guard lock(mu_);
+  Op* h = head_;
+  if (h) {
+    head_ = h->next;
+    if (!head_) tail_ = nullptr;
+    h->next = nullptr;
+  }
+  return h;
+}
+
+bool OpQueue::empty() const noexcept {
+  std::lock_guard lock(mu_);
+  return head_ == nullptr;
+}
+
+File::File(std::shared_ptr<Backend> backend, UniqueFd fd, dev_t dev,
+           std::shared_ptr<NvmeDevice> nvme)
+    : backend_(std::move(backend)), fd_(std::move(fd)), dev_(dev), nvme_(std::move(nvme)) {}
+
+File::~File() {
+  // Ops still running hold this File; the slot goes back only once none can name it,
+  // and the fd is closed (by fd_'s destructor) only after that.
+  for (int n = pending_.load(std::memory_order_acquire); n != 0;
+       n = pending_.load(std::memory_order_acquire))
+    pending_.wait(n, std::memory_order_acquire);
+  backend_->release_slot(*this);
+}
+
+Engine::Engine(Options options) : options_(std::move(options)) {
+  auto log = component_logger("engine");
+  if (options_.nvme_flush) {
+    nvme_ = options_.nvme;
+    if (!nvme_) nvme_ = std::make_shared<NvmeRegistry>(NvmeRegistry::Config{});
+  }
+  if (options_.buffer_count > 0 && options_.buffer_size > 0)
+    pool_ = std::make_unique<BufferPool>(options_.buffer_count, options_.buffer_size);
+  flusher_ = std::make_unique<NvmeFlusher>(*this);
+  std::string why;
+  if (options_.backend != BackendKind::kSync) {
+    try {
+      backend_ = std::make_shared<UringBackend>(*this, options_, pool_.get());
+    } catch (const std::runtime_error& e) {
+      if (options_.backend == BackendKind::kUring) {
+        flusher_.reset();
+        throw;
+      }
+      why = e.what();
+    }
+  }
+  if (!backend_) {
+    backend_ = std::make_shared<SyncBackend>(*this, options_);
+    fallback_reason_ =
+        why.empty() ? "syscall backend requested" : "io_uring unavailable (" + why + ")";
+    if (why.empty()) {
+      log->info("engine: syscall backend (requested)");
+    } else {
+      log->warn("engine: falling back to the syscall backend: {}", why);
+    }
+  } else {
+    StatsSnapshot s;
+    backend_->describe(s);
+    log->info("engine: io_uring backend, {}", s.backend_notes);
+  }
+}
+
+Engine::~Engine() {
+  backend_->shutdown();  // completes every queued op, joins its threads, exits the ring
+  flusher_.reset();      // then every op waiting for its FLUSH
+}
+
+std::unique_ptr<File> Engine::adopt(UniqueFd fd) {
+  struct stat st;
+  dev_t dev = 0;
+  if (::fstat(fd.get(), &st) == 0) dev = st.st_dev;
+  std::shared_ptr<NvmeDevice> nvme;
+  if (nvme_ && dev != 0) nvme = nvme_->lookup(dev);
+  return std::unique_ptr<File>(new File(backend_, std::move(fd), dev, std::move(nvme)));
+}
+
+Buffer Engine::acquire_buffer() noexcept { return pool_ ? pool_->acquire() : Buffer(); }
+
+Op* Engine::new_op(File& f, Completion done) {
+  auto* op = new Op;
+  op->file = &f;
+  op->done_cb = std::move(done);
+  op->start_ns = now_ns();
+  return op;
+}
+
+void Engine::submit(Op* op) noexcept {
+  op->file->pending_.fetch_add(1, std::memory_order_relaxed);
+  backend_->submit(op);
+}
+
+void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
+                   Completion done) {
+  Buffer buf;
+  if (data.size() <= (pool_ ? pool_->buffer_size() : 0)) buf = acquire_buffer();
+  if (buf) {
+    std::memcpy(buf.data(), data.data(), data.size());
+    write(f, std::move(buf), data.size(), off, sync, std::move(done));
+    return;
+  }
+  Op* op = new_op(f, std::move(done));
+  op->type = OpType::kWrite;
+  op->sync = sync;
+  op->copy.reset(new std::byte[data.size() ? data.size() : 1]);
+  std::memcpy(op->copy.get(), data.data(), data.size());
+  op->data = op->copy.get();
+  op->len = data.size();
+  op->off = off;
+  stats_.copied_writes.fetch_add(1, std::memory_order_relaxed);
+  submit(op);
+}
+
+void Engine::write(File& f, Buffer buf, size_t len, uint64_t off, SyncKind sync, Completion done) {
+  Op* op = new_op(f, std::move(done));
+  op->type = OpType::kWrite;
+  op->sync = sync;
+  op->data = buf.data();
+  op->len = len < buf.capacity() ? len : buf.capacity();
+  op->off = off;
+  op->buf = std::move(buf);
+  stats_.fixed_buffer_writes.fetch_add(1, std::memory_order_relaxed);
+  submit(op);
+}
+
+void Engine::read(File& f, std::span<std::byte> into, uint64_t off, Completion done) {
+  Op* op = new_op(f, std::move(done));
+  op->type = OpType::kRead;
+  op->data = into.data();
+  op->len = into.size();
+  op->off = off;
+  submit(op);
+}
+
+void Engine::sync(File& f, SyncKind kind, Completion done) {
+  Op* op = new_op(f, std::move(done));
+  op->type = OpType::kSync;
+  op->sync = kind == SyncKind::kNone ? SyncKind::kFull : kind;
+  submit(op);
+}
+
+int64_t Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync) {
+  Waiter w;
+  write(f, data, off, sync, w.callback());
+  return w.wait();
+}
+
+int64_t Engine::read(File& f, std::span<std::byte> into, uint64_t off) {
+  Waiter w;
+  read(f, into, off, w.callback());
+  return w.wait();
+}
+
+int Engine::sync(File& f, SyncKind kind) {
+  Waiter w;
+  sync(f, kind, w.callback());
+  return static_cast<int>(w.wait());
+}
+
+void Engine::complete(Op* op, int64_t res) noexcept {
+  stats_.record(op->kind(), now_ns() - op->start_ns, res, res > 0 ? static_cast<uint64_t>(res) : 0);
+  File* f = op->file;
+  if (res >= 0 && op->syncs() && f->nvme_) op->nvme = f->nvme_;
+  op->file = nullptr;
+  // After this the File may be destroyed by a thread waiting in ~File.
+  if (f->pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) f->pending_.notify_all();
+  if (op->nvme) {
+    flusher_->push(op, res);
+    return;
+  }
+  run_completion(op, res);
+}
+
+void Engine::run_completion(Op* op, int64_t res) noexcept {
+  Completion cb = std::move(op->done_cb);
+  delete op;  // gives a registered buffer back before the caller hears of the completion
+  cb(res);
+}
+
+StatsSnapshot Engine::stats() const {
+  StatsSnapshot s;
+  stats_.fill(s);
+  s.backend = backend_->name();
+  backend_->describe(s);
+  if (!fallback_reason_.empty()) s.backend_notes = fallback_reason_;
+  if (pool_) {
+    s.buffers_total = pool_->count();
+    s.buffers_used = pool_->in_use();
+  }
+  return s;
+}
+
+void Engine::reset_stats() noexcept { stats_.reset(); }
+
+const char* Engine::backend_name() const noexcept { return backend_->name(); }
+
+}  // namespace fsysfs::engine

@@ -1,0 +1,33 @@
+#pragma once
+
+// Pieces shared by the engine's translation units; not part of the public API.
+
+#include <atomic>
+#include <cstdint>
+
+#include "engine/engine.h"
+#include "engine/op.h"
+
+namespace fsysfs::engine {
+
+// Lets a thread block until a Completion has run.
+class Waiter {
+ public:
+  Completion callback() noexcept {
+    return [this](int64_t res) {
+      res_ = res;
+      done_.store(true, std::memory_order_release);
+      done_.notify_one();
+    };
+  }
+  int64_t wait() noexcept {
+    done_.wait(false, std::memory_order_acquire);
+    return res_;
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  int64_t res_ = 0;
+};
+
+}  // namespace fsysfs::engine

@@ -1,0 +1,83 @@
+#include "engine/sync_backend.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "engine/engine.h"
+#include "engine/sys.h"
+
+namespace fsysfs::engine {
+
+SyncBackend::SyncBackend(Engine& engine, const Options& options) : engine_(engine) {
+  unsigned n = options.sync_threads ? options.sync_threads : 1;
+  for (unsigned i = 0; i < n; ++i) workers_.emplace_back([this] { run(); });
+}
+
+void SyncBackend::shutdown() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+}
+
+void SyncBackend::submit(Op* op) noexcept {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push(op);
+  }
+  cv_.notify_one();
+}
+
+void SyncBackend::run() noexcept {
+  for (;;) {
+    Op* op = nullptr;
+    {
+      std::unique_lock lock(mu_);
+      // Take one op at a time so the other workers can run the rest.
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      op = queue_.take_one();
+      if (!op) return;  // stopping and drained
+    }
+    engine_.complete(op, execute(*op));
+  }
+}
+
+int64_t SyncBackend::execute(Op& op) noexcept {
+  int fd = op.file->fd();
+  int (*do_sync)(int) noexcept = op.sync == SyncKind::kData ? sys::fdatasync : sys::fsync;
+  switch (op.type) {
+    case OpType::kRead:
+      return sys::pread(fd, op.data, op.len, op.off);
+    case OpType::kSync:
+      return do_sync(fd);
+    case OpType::kWrite: {
+      // Like the ring: a plain write that fails part-way reports what landed; a chain
+      // reports the error and never syncs a partial write.
+      while (op.done < op.len) {
+        ssize_t n =
+            ::pwrite(fd, op.data + op.done, op.len - op.done, static_cast<off_t>(op.off + op.done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          int64_t err = n < 0 ? -errno : -EIO;
+          bool chained = op.sync != SyncKind::kNone;
+          return !chained && op.done > 0 ? static_cast<int64_t>(op.done) : err;
+        }
+        op.done += static_cast<size_t>(n);
+      }
+      if (op.sync != SyncKind::kNone) {
+        int r = do_sync(fd);
+        if (r < 0) return r;
+      }
+      return static_cast<int64_t>(op.done);
+    }
+    case OpType::kReleaseSlot:
+      break;
+  }
+  return -EINVAL;
+}
+
+}  // namespace fsysfs::engine
