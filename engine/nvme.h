@@ -76,7 +76,8 @@ class NvmeRegistry {
 
  private:
   Config config_;
-  mutable std::mutex mu_;  // guards cache_
+  std::string disabled_why_;  // why lookups answer "no passthrough" when !config_.enabled
+  mutable std::mutex mu_;     // guards cache_
   std::map<dev_t, std::pair<NvmeStatus, std::shared_ptr<NvmeDevice>>> cache_;
 };
 
