@@ -1,0 +1,41 @@
+#pragma once
+
+// Per-open state. A FileHandle or DirHandle is created by open/create/opendir, its
+// address travels in fuse_file_info::fh, and it is destroyed by release/releasedir (or by
+// the Filesystem at shutdown, for handles the kernel never released).
+
+#include <dirent.h>
+
+#include <memory>
+#include <mutex>
+
+#include "engine/engine.h"
+#include "engine/unique_fd.h"
+
+namespace fsysfs::fusefs {
+
+// Thread safety: `file` is set at creation and never replaced; engine calls on it may run
+// concurrently. Destroying the handle waits for its in-flight engine ops.
+struct FileHandle {
+  std::unique_ptr<engine::File> file;  // owns the backing fd opened for this FUSE open
+  int fd() const noexcept { return file->fd(); }
+};
+
+// Thread safety: every field is guarded by mu; readdir calls on one handle serialise.
+struct DirHandle {
+  DirHandle() = default;
+  DirHandle(const DirHandle&) = delete;
+  DirHandle& operator=(const DirHandle&) = delete;
+  ~DirHandle() {
+    if (dir != nullptr) closedir(dir);
+  }
+
+  std::mutex mu;
+  DIR* dir = nullptr;                // owns the directory fd
+  off_t offset = 0;                  // stream position the kernel will ask for next
+  struct dirent* pending = nullptr;  // read but not yet returned (did not fit)
+  // A dup of the directory fd adopted by the engine at the first fsyncdir.
+  std::unique_ptr<engine::File> sync_file;
+};
+
+}  // namespace fsysfs::fusefs

@@ -1,0 +1,134 @@
+// Attributes: getattr, setattr, readlink, statfs, access.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <vector>
+
+#include "fusefs/creds.h"
+#include "fusefs/filesystem.h"
+#include "fusefs/ops.h"
+
+namespace fsysfs::fusefs {
+namespace {
+
+int stat_inode(const Inode& inode, struct stat* st) noexcept {
+  return ::fstatat(inode.fd.get(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+int do_getattr(Inode& inode, fuse_file_info* fi, struct stat* st) noexcept {
+  if (fi != nullptr) return ::fstat(file_of(fi).fd(), st) == 0 ? 0 : -errno;
+  return stat_inode(inode, st);
+}
+
+// Order: mode, owner, size, times (as chmod, chown, truncate, touch would run them). A
+// failure stops there, like the first failing syscall would.
+int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info* fi) noexcept {
+  const int ofd = fi != nullptr ? file_of(fi).fd() : -1;
+  const ProcPath proc(inode.fd.get());
+  if (to_set & FUSE_SET_ATTR_MODE) {
+    int rc = ofd >= 0 ? ::fchmod(ofd, attr.st_mode) : ::chmod(proc.c_str(), attr.st_mode);
+    if (rc != 0) return -errno;
+  }
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr.st_uid : static_cast<uid_t>(-1);
+    gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr.st_gid : static_cast<gid_t>(-1);
+    if (::fchownat(inode.fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      return -errno;
+    }
+  }
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    int rc = ofd >= 0 ? ::ftruncate(ofd, attr.st_size) : ::truncate(proc.c_str(), attr.st_size);
+    if (rc != 0) return -errno;
+  }
+  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+    struct timespec tv[2];
+    tv[0].tv_sec = 0;
+    tv[0].tv_nsec = UTIME_OMIT;
+    tv[1] = tv[0];
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+      tv[0].tv_nsec = UTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+      tv[0] = attr.st_atim;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+      tv[1].tv_nsec = UTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+      tv[1] = attr.st_mtim;
+    }
+    int rc = ofd >= 0 ? ::futimens(ofd, tv)
+                      : ::utimensat(inode.fd.get(), "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    if (rc != 0) return -errno;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  Filesystem& fs = fs_of(req);
+  struct stat st;
+  int rc = do_getattr(fs.inode(ino), fi, &st);
+  if (rc < 0) {
+    fuse_reply_err(req, -rc);
+  } else {
+    fuse_reply_attr(req, &st, fs.config().attr_timeout);
+  }
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                fuse_file_info* fi) noexcept {
+  Filesystem& fs = fs_of(req);
+  Inode& inode = fs.inode(ino);
+  struct stat st;
+  int rc = do_setattr(inode, *attr, to_set, fi);
+  if (rc == 0) rc = do_getattr(inode, fi, &st);
+  if (rc < 0) {
+    fuse_reply_err(req, -rc);
+  } else {
+    fuse_reply_attr(req, &st, fs.config().attr_timeout);
+  }
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
+  Inode& inode = fs_of(req).inode(ino);
+  char buf[PATH_MAX + 1];
+  ssize_t n = ::readlinkat(inode.fd.get(), "", buf, sizeof buf);
+  if (n < 0) {
+    fuse_reply_err(req, errno);
+  } else if (static_cast<size_t>(n) >= sizeof buf) {
+    fuse_reply_err(req, ENAMETOOLONG);
+  } else {
+    buf[n] = '\0';
+    fuse_reply_readlink(req, buf);
+  }
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) noexcept {
+  struct statvfs sv;
+  if (::fstatvfs(fs_of(req).inode(ino).fd.get(), &sv) != 0) {
+    fuse_reply_err(req, errno);
+  } else {
+    fuse_reply_statfs(req, &sv);
+  }
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
+  Inode& inode = fs_of(req).inode(ino);
+  int rc = 0;
+  {
+    // AT_EACCESS checks with the thread's fs identity, i.e. the caller's.
+    CredsGuard creds(req);
+    rc = creds.status();
+    if (rc == 0 && ::faccessat(AT_FDCWD, ProcPath(inode.fd.get()).c_str(), mask, AT_EACCESS) != 0) {
+      rc = -errno;
+    }
+  }
+  fuse_reply_err(req, -rc);
+}
+
+}  // namespace fsysfs::fusefs

@@ -1,0 +1,133 @@
+// Names: lookup, forget, and the ops that create, remove or move a name.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fusefs/creds.h"
+#include "fusefs/filesystem.h"
+#include "fusefs/ops.h"
+
+namespace fsysfs::fusefs {
+namespace {
+
+void reply_entry_or_err(fuse_req_t req, int rc, const fuse_entry_param& e) noexcept {
+  if (rc < 0) {
+    fuse_reply_err(req, -rc);
+  } else if (fuse_reply_entry(req, &e) != 0) {
+    // The kernel did not get the entry (the request was interrupted), so it will never
+    // forget the reference we took for it.
+    fs_of(req).inodes().forget(e.ino, 1);
+  }
+}
+
+// Looks up a name just created in `parent`. The creator's identity is not needed for that.
+int entry_after_create(Filesystem& fs, Inode& parent, const char* name,
+                       fuse_entry_param* e) noexcept {
+  return fs.lookup(parent, name, e);
+}
+
+int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t rdev,
+             fuse_entry_param* e) noexcept {
+  Filesystem& fs = fs_of(req);
+  {
+    CredsGuard creds(req);
+    if (creds.status() < 0) return creds.status();
+    int rc = S_ISDIR(mode) ? ::mkdirat(parent.fd.get(), name, mode & ~S_IFMT)
+                           : ::mknodat(parent.fd.get(), name, mode, rdev);
+    if (rc != 0) return -errno;
+  }
+  return entry_after_create(fs, parent, name, e);
+}
+
+}  // namespace
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  Filesystem& fs = fs_of(req);
+  fuse_entry_param e;
+  int rc = fs.lookup(fs.inode(parent), name, &e);
+  reply_entry_or_err(req, rc, e);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
+  fs_of(req).inodes().forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
+  InodeTable& table = fs_of(req).inodes();
+  for (size_t i = 0; i < count; ++i) table.forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              dev_t rdev) noexcept {
+  fuse_entry_param e;
+  int rc = do_mknod(req, fs_of(req).inode(parent), name, mode, rdev, &e);
+  reply_entry_or_err(req, rc, e);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
+  fuse_entry_param e;
+  int rc = do_mknod(req, fs_of(req).inode(parent), name, S_IFDIR | mode, 0, &e);
+  reply_entry_or_err(req, rc, e);
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) noexcept {
+  Filesystem& fs = fs_of(req);
+  Inode& dir = fs.inode(parent);
+  fuse_entry_param e;
+  int rc = 0;
+  {
+    CredsGuard creds(req);
+    rc = creds.status();
+    if (rc == 0 && ::symlinkat(link, dir.fd.get(), name) != 0) rc = -errno;
+  }
+  if (rc == 0) rc = entry_after_create(fs, dir, name, &e);
+  reply_entry_or_err(req, rc, e);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) noexcept {
+  Filesystem& fs = fs_of(req);
+  Inode& inode = fs.inode(ino);
+  Inode& dir = fs.inode(newparent);
+  fuse_entry_param e;
+  int rc = 0;
+  {
+    // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which the caller's identity lacks;
+    // following the proc magic link needs nothing and ends at the inode, symlinks included.
+    CredsGuard creds(req);
+    rc = creds.status();
+    if (rc == 0 && ::linkat(AT_FDCWD, ProcPath(inode.fd.get()).c_str(), dir.fd.get(), newname,
+                            AT_SYMLINK_FOLLOW) != 0) {
+      rc = -errno;
+    }
+  }
+  if (rc == 0) rc = entry_after_create(fs, dir, newname, &e);
+  reply_entry_or_err(req, rc, e);
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  int rc = ::unlinkat(fs_of(req).inode(parent).fd.get(), name, 0) == 0 ? 0 : errno;
+  fuse_reply_err(req, rc);
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  int rc = ::unlinkat(fs_of(req).inode(parent).fd.get(), name, AT_REMOVEDIR) == 0 ? 0 : errno;
+  fuse_reply_err(req, rc);
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) noexcept {
+  Filesystem& fs = fs_of(req);
+  int rc = ::renameat2(fs.inode(parent).fd.get(), name, fs.inode(newparent).fd.get(), newname,
+                       flags) == 0
+               ? 0
+               : errno;
+  fuse_reply_err(req, rc);
+}
+
+}  // namespace fsysfs::fusefs

@@ -1,0 +1,232 @@
+// Open files: open, create, read, write, flush, release, fsync, fallocate,
+// copy_file_range, lseek, flock.
+//
+// Writes and syncs go through the engine and are answered from its completion, so a FUSE
+// worker hands the op over and goes back to reading requests. Reads splice straight from
+// the backing fd.
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "fusefs/creds.h"
+#include "fusefs/filesystem.h"
+#include "fusefs/ops.h"
+
+namespace fsysfs::fusefs {
+namespace {
+
+// The flags a backing fd is opened with for a FUSE open/create with `flags`.
+int backing_flags(const Filesystem& fs, int flags) noexcept {
+  // Creation was settled by lookup/create; O_NOFOLLOW would refuse the proc magic link.
+  flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+  if (fs.writeback()) {
+    // The kernel's page cache reads around partial-page writes, and it positions appends
+    // itself (a backing O_APPEND would move its writes to the end).
+    if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+    flags &= ~O_APPEND;
+  }
+  return flags | O_CLOEXEC;
+}
+
+fuse_bufvec mem_bufvec(void* mem, size_t size) noexcept {
+  fuse_bufvec v;
+  std::memset(&v, 0, sizeof v);
+  v.count = 1;
+  v.buf[0].size = size;
+  v.buf[0].mem = mem;
+  v.buf[0].fd = -1;
+  return v;
+}
+
+void reply_write_result(fuse_req_t req, int64_t res) noexcept {
+  if (res < 0) {
+    fuse_reply_err(req, static_cast<int>(-res));
+  } else {
+    fuse_reply_write(req, static_cast<size_t>(res));
+  }
+}
+
+// Hands the write to the engine; returns 0 once the completion owns the reply, or -errno
+// when nothing was submitted (the caller replies).
+int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, off_t off) noexcept {
+  return guarded([&] {
+    engine::Engine& eng = fs.engine();
+    const size_t len = fuse_buf_size(bufv);
+    engine::Completion done = [req](int64_t res) noexcept { reply_write_result(req, res); };
+    engine::Buffer buf = eng.acquire_buffer();
+    if (buf && buf.capacity() >= len) {
+      fuse_bufvec dst = mem_bufvec(buf.data(), len);
+      ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
+      if (n < 0) return static_cast<int>(n);
+      eng.write(*h.file, std::move(buf), static_cast<size_t>(n), off, engine::SyncKind::kNone,
+                std::move(done));
+      return 0;
+    }
+    const fuse_buf& first = bufv->buf[bufv->idx];
+    if (bufv->count - bufv->idx == 1 && !(first.flags & FUSE_BUF_IS_FD)) {
+      // One memory buffer: the engine copies it before returning.
+      std::span<const std::byte> data(static_cast<const std::byte*>(first.mem) + bufv->off, len);
+      eng.write(*h.file, data, off, engine::SyncKind::kNone, std::move(done));
+      return 0;
+    }
+    std::vector<std::byte> copy(len);
+    fuse_bufvec dst = mem_bufvec(copy.data(), len);
+    ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
+    if (n < 0) return static_cast<int>(n);
+    eng.write(*h.file, std::span<const std::byte>(copy.data(), static_cast<size_t>(n)), off,
+              engine::SyncKind::kNone, std::move(done));
+    return 0;
+  });
+}
+
+}  // namespace
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  Filesystem& fs = fs_of(req);
+  Inode& inode = fs.inode(ino);
+  int rc = 0;
+  UniqueFd fd(::open(ProcPath(inode.fd.get()).c_str(), backing_flags(fs, fi->flags)));
+  if (!fd) {
+    rc = -errno;
+  } else if (FileHandle* h = fs.add_file(std::move(fd)); h == nullptr) {
+    rc = -ENOMEM;
+  } else {
+    fi->fh = reinterpret_cast<uint64_t>(h);
+  }
+  if (rc < 0) {
+    fuse_reply_err(req, -rc);
+  } else if (fuse_reply_open(req, fi) != 0) {
+    fs.release_file(&file_of(fi));  // interrupted: the kernel will not release it
+  }
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) noexcept {
+  Filesystem& fs = fs_of(req);
+  Inode& dir = fs.inode(parent);
+  fuse_entry_param e;
+  int rc = 0;
+  UniqueFd fd;
+  {
+    CredsGuard creds(req);
+    rc = creds.status();
+    if (rc == 0) {
+      const int flags = backing_flags(fs, fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
+      fd.reset(::openat(dir.fd.get(), name, flags, mode));
+      if (!fd) rc = -errno;
+    }
+  }
+  if (rc == 0) {
+    // The O_PATH fd comes from the opened file itself, not from the name, which another
+    // process may already have replaced.
+    UniqueFd path_fd(::open(ProcPath(fd.get()).c_str(), O_PATH | O_CLOEXEC));
+    rc = path_fd ? fs.entry_for(std::move(path_fd), &e) : -errno;
+  }
+  if (rc == 0) {
+    if (FileHandle* h = fs.add_file(std::move(fd)); h == nullptr) {
+      fs.inodes().forget(e.ino, 1);
+      rc = -ENOMEM;
+    } else {
+      fi->fh = reinterpret_cast<uint64_t>(h);
+    }
+  }
+  if (rc < 0) {
+    fuse_reply_err(req, -rc);
+  } else if (fuse_reply_create(req, &e, fi) != 0) {
+    fs.release_file(&file_of(fi));
+    fs.inodes().forget(e.ino, 1);
+  }
+}
+
+void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  fuse_bufvec buf;
+  std::memset(&buf, 0, sizeof buf);
+  buf.count = 1;
+  buf.buf[0].size = size;
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = file_of(fi).fd();
+  buf.buf[0].pos = off;
+  // Replies on every path, errors included.
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* bufv, off_t off,
+                  fuse_file_info* fi) noexcept {
+  int rc = do_write(req, fs_of(req), file_of(fi), bufv, off);
+  if (rc < 0) fuse_reply_err(req, -rc);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  // Closing a duplicate surfaces the errors close() would report (NFS-style backing
+  // filesystems write back on close) without giving up the handle.
+  int rc = 0;
+  int dup = ::dup(file_of(fi).fd());
+  if (dup < 0) {
+    rc = errno;
+  } else if (::close(dup) != 0) {
+    rc = errno;
+  }
+  fuse_reply_err(req, rc);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  fs_of(req).release_file(&file_of(fi));
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
+  Filesystem& fs = fs_of(req);
+  FileHandle& h = file_of(fi);
+  // The handle cannot be released while this request is outstanding.
+  int rc = guarded([&] {
+    fs.engine().sync(
+        *h.file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull,
+        [req](int64_t res) noexcept { fuse_reply_err(req, res < 0 ? static_cast<int>(-res) : 0); });
+    return 0;
+  });
+  if (rc < 0) fuse_reply_err(req, -rc);
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
+                  fuse_file_info* fi) noexcept {
+  int rc = ::fallocate(file_of(fi).fd(), mode, offset, length) == 0 ? 0 : errno;
+  fuse_reply_err(req, rc);
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
+                        off_t off_out, fuse_file_info* fi_out, size_t len, int flags) noexcept {
+  loff_t in = off_in;
+  loff_t out = off_out;
+  ssize_t n = ::copy_file_range(file_of(fi_in).fd(), &in, file_of(fi_out).fd(), &out, len,
+                                static_cast<unsigned>(flags));
+  if (n < 0) {
+    fuse_reply_err(req, errno);
+  } else {
+    fuse_reply_write(req, static_cast<size_t>(n));
+  }
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) noexcept {
+  off_t res = ::lseek(file_of(fi).fd(), off, whence);
+  if (res < 0) {
+    fuse_reply_err(req, errno);
+  } else {
+    fuse_reply_lseek(req, res);
+  }
+}
+
+void op_flock(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, int op) noexcept {
+  // Each FUSE open has its own backing open file description, which is exactly what
+  // flock() locks belong to.
+  int rc = ::flock(file_of(fi).fd(), op) == 0 ? 0 : errno;
+  fuse_reply_err(req, rc);
+}
+
+}  // namespace fsysfs::fusefs

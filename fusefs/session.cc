@@ -1,0 +1,158 @@
+#include "fusefs/session.h"
+
+#include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/log.h"
+#include "fusefs/filesystem.h"
+#include "fusefs/ops.h"
+
+namespace fsysfs::fusefs {
+namespace {
+
+// libfuse's own messages go to the "fusefs" logger.
+void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char buf[1024];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  std::string msg(buf);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  auto log = component_logger("fusefs");
+  switch (level) {
+    case FUSE_LOG_EMERG:
+    case FUSE_LOG_ALERT:
+    case FUSE_LOG_CRIT:
+    case FUSE_LOG_ERR:
+      log->error("libfuse: {}", msg);
+      break;
+    case FUSE_LOG_WARNING:
+      log->warn("libfuse: {}", msg);
+      break;
+    case FUSE_LOG_NOTICE:
+    case FUSE_LOG_INFO:
+      log->info("libfuse: {}", msg);
+      break;
+    case FUSE_LOG_DEBUG:
+      log->debug("libfuse: {}", msg);
+      break;
+  }
+}
+
+// fuse_opt splits -o values at commas; a backslash escapes one.
+std::string escape_opt(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+struct Args {
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  ~Args() { fuse_opt_free_args(&args); }
+  bool add(const std::string& a) { return fuse_opt_add_arg(&args, a.c_str()) == 0; }
+};
+
+struct SessionDeleter {
+  void operator()(fuse_session* se) const noexcept { fuse_session_destroy(se); }
+};
+using SessionPtr = std::unique_ptr<fuse_session, SessionDeleter>;
+
+int serve_impl(const Config& config, const std::function<void()>& on_ready) {
+  auto log = component_logger("fusefs");
+  fuse_set_log_func(fuse_log_to_spdlog);
+  // Creation modes arrive with the caller's umask already applied by the kernel.
+  ::umask(0);
+
+  std::unique_ptr<Filesystem> fs = Filesystem::create(config);
+  if (!fs) return 1;
+
+  Args args;
+  std::string opts = "fsname=" + escape_opt(config.backing) + ",subtype=fsysfs";
+  if (config.allow_other) opts += ",allow_other";
+  if (config.default_permissions) opts += ",default_permissions";
+  if (!args.add("fsysfs") || !args.add("-o") || !args.add(opts) ||
+      (config.debug && !args.add("-d"))) {
+    log->error("out of memory building the mount options");
+    return 1;
+  }
+
+  // Declared after `fs`: the session (whose destroy callback sees the Filesystem) goes first.
+  SessionPtr se(fuse_session_new(&args.args, &lowlevel_ops(), sizeof(fuse_lowlevel_ops), fs.get()));
+  if (!se) {
+    log->error("cannot create the FUSE session (options: {})", opts);
+    return 1;
+  }
+  if (fuse_set_signal_handlers(se.get()) != 0) {
+    log->error("cannot install signal handlers");
+    return 1;
+  }
+  if (fuse_session_mount(se.get(), config.mountpoint.c_str()) != 0) {
+    log->error("cannot mount {} on {}", config.backing, config.mountpoint);
+    fuse_remove_signal_handlers(se.get());
+    return 1;
+  }
+  // After the mount: the command forks before serve(), so engine threads start here, in
+  // the process that stays.
+  if (fs->start_engine() < 0) {
+    fuse_session_unmount(se.get());
+    fuse_remove_signal_handlers(se.get());
+    return 1;
+  }
+  log->info("mounted {} on {}", config.backing, config.mountpoint);
+  if (on_ready) on_ready();
+
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  if (loop == nullptr) {
+    log->error("out of memory creating the loop configuration");
+    fs->shutdown();
+    fuse_session_unmount(se.get());
+    fuse_remove_signal_handlers(se.get());
+    return 1;
+  }
+  fuse_loop_cfg_set_clone_fd(loop, config.clone_fd ? 1 : 0);
+  if (config.threads > 0) {
+    fuse_loop_cfg_set_max_threads(loop, config.threads);
+    fuse_loop_cfg_set_idle_threads(loop, config.threads);
+  }
+  int rc = fuse_session_loop_mt(se.get(), loop);
+  fuse_loop_cfg_destroy(loop);
+
+  // Every worker has returned. Close what the kernel left open and stop the engine while
+  // the session can still carry the replies of in-flight writes and syncs.
+  fs->shutdown();
+  fuse_session_unmount(se.get());
+  fuse_remove_signal_handlers(se.get());
+  se.reset();
+
+  if (rc < 0) {
+    log->error("session loop failed: {}", std::strerror(-rc));
+    return 1;
+  }
+  if (rc > 0)
+    log->info("signal {}: unmounted {}", rc, config.mountpoint);
+  else
+    log->info("unmounted {}", config.mountpoint);
+  return 0;
+}
+
+}  // namespace
+
+int serve(const Config& config, const std::function<void()>& on_ready) {
+  try {
+    return serve_impl(config, on_ready);
+  } catch (const std::exception& e) {
+    component_logger("fusefs")->error("serve failed: {}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace fsysfs::fusefs
