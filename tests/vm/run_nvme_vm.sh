@@ -1,0 +1,235 @@
+#!/bin/bash
+# Boots a guest kernel under QEMU (TCG) with an emulated NVMe controller, runs
+# nvme_guest_test in it, and checks QEMU's NVMe trace:
+#   - between VERIFY markers 101 and 102: exactly --flushes FLUSH commands, all to nsid 1,
+#     and no other I/O command;
+#   - between markers 100 and 101 (the registry's lookups): Identify Namespace (CNS 0) as
+#     an admin command, one probe FLUSH per probed device, no other I/O command;
+#   - the guest kernel never warned about I/O commands on the controller char device.
+# Exit 0 pass, 1 fail, 77 skip (no QEMU, no guest kernel, or TCG cannot boot at all).
+#
+# Artefacts that do not change between runs (the uncompressed guest kernel, the
+# initramfs skeleton) are cached in --work-dir.
+set -euo pipefail
+
+guest_binary=""
+work=""
+flushes=25
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --guest-binary) guest_binary="$2"; shift 2 ;;
+    --work-dir) work="$2"; shift 2 ;;
+    --flushes) flushes="$2"; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 1 ;;
+  esac
+done
+[[ -x "$guest_binary" && -n "$work" ]] || { echo "usage: $0 --guest-binary B --work-dir D [--flushes N]" >&2; exit 1; }
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+qemu=$(command -v qemu-system-x86_64 || true)
+[[ -n "$qemu" ]] || skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
+busybox=""
+for b in /bin/busybox /usr/bin/busybox; do
+  if [[ -x "$b" ]] && file -L "$b" | grep -q 'statically linked'; then busybox="$b"; break; fi
+done
+[[ -n "$busybox" ]] || skip "no static busybox (apt-get install busybox-static)"
+command -v cpio > /dev/null || skip "cpio not found"
+command -v depmod > /dev/null || skip "depmod not found (apt-get install kmod)"
+
+# The newest installed kernel image that has its NVMe modules next to it.
+kver=""
+for img in $(ls -1 /boot/vmlinuz-* 2> /dev/null | sort -V -r); do
+  v=${img#/boot/vmlinuz-}
+  if [[ -e /lib/modules/$v/kernel/drivers/nvme/host/nvme.ko || -e /lib/modules/$v/kernel/drivers/nvme/host/nvme.ko.xz ]]; then
+    kver=$v
+    break
+  fi
+done
+[[ -n "$kver" ]] || skip "no guest kernel with NVMe modules in /boot (apt-get install linux-image-amd64)"
+moddir=/lib/modules/$kver
+
+mkdir -p "$work"
+cache="$work/cache-$kver"
+mkdir -p "$cache"
+
+# --- Guest kernel: the uncompressed vmlinux boots through PVH, saving the decompression.
+vmlinux="$cache/vmlinux"
+if [[ ! -s "$vmlinux" ]]; then
+  img=/boot/vmlinuz-$kver
+  tmp="$cache/vmlinux.tmp"
+  # Find each XZ stream header in the bzImage (the same trick as the kernel's
+  # scripts/extract-vmlinux): map the magic's first byte to a newline so grep reports
+  # the offset of every candidate, then try to decompress from there.
+  for pos in $(tr '\3757zXZ\000\nabcde' '\nabcde=' < "$img" | grep -abo '^abcde' | cut -d: -f1); do
+    tail -c+"$pos" "$img" | xz -dc --single-stream > "$tmp" 2> /dev/null || true
+    if [[ "$(head -c4 "$tmp" | od -An -c | tr -d ' ')" == '177ELF' ]]; then
+      mv "$tmp" "$vmlinux"
+      break
+    fi
+  done
+  rm -f "$tmp"
+fi
+kernel="$vmlinux"
+if [[ ! -s "$vmlinux" ]]; then
+  echo "note: could not extract vmlinux; booting the bzImage (slower)"
+  kernel=/boot/vmlinuz-$kver
+fi
+
+# --- initramfs: busybox, the modules with their dependencies, /init, the test program.
+root="$work/initramfs"
+rm -rf "$root"
+mkdir -p "$root"/{bin,dev,proc,sys,mnt,tmp,lib/modules/"$kver"}
+cp "$busybox" "$root/bin/busybox"
+modules=(nvme-core nvme crc16 mbcache jbd2 crc32c_generic ext4)
+declare -A seen=()
+add_module() {
+  local name=$1 path dep
+  [[ -n "${seen[$name]:-}" ]] && return 0
+  seen[$name]=1
+  path=$(modinfo -k "$kver" -n "$name" 2> /dev/null) || return 0
+  [[ "$path" == /* ]] || return 0  # built in
+  mkdir -p "$root/$(dirname "$path")"
+  cp "$path" "$root/$path"
+  for dep in $(modinfo -k "$kver" -F depends "$name" | tr ',' ' '); do add_module "$dep"; done
+}
+for m in "${modules[@]}"; do add_module "$m"; done
+cp "$moddir"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2> /dev/null || true
+depmod -b "$root" "$kver"
+strip -o "$root/bin/nvme_guest_test" "$guest_binary" 2> /dev/null || cp "$guest_binary" "$root/bin/nvme_guest_test"
+
+cat > "$root/init" << EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+modprobe nvme
+i=0
+while [ ! -b /dev/nvme0n1 ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
+args="--device /dev/nvme0n1 --flushes $flushes"
+if [ -b /dev/nvme0n1p1 ]; then
+  modprobe crc32c_generic
+  modprobe ext4
+  # Read-only: the filesystem itself must not send FLUSHes while the test counts them.
+  if mount -t ext4 -o ro /dev/nvme0n1p1 /mnt && [ -e /mnt/probe.txt ]; then
+    args="\$args --file /mnt/probe.txt"
+  fi
+fi
+echo "GUEST-SYSFS device=\$(readlink /sys/block/nvme0n1/device)"
+/bin/nvme_guest_test \$args
+echo "GUEST-EXIT \$?"
+dmesg | grep -i 'deprecated.*ioctl' | sed 's/^/GUEST-DMESG /'
+echo "GUEST-END"
+poweroff -f
+EOF
+chmod +x "$root/init"
+initrd="$work/initramfs.cpio.gz"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd"
+
+# --- Disk: 64 MiB; an MBR partition at 1 MiB holding an ext4 with one file, when
+# mkfs.ext4 can build it here (the guest's busybox cannot).
+disk="$work/nvme.img"
+rm -f "$disk"
+truncate -s 64M "$disk"
+if command -v mkfs.ext4 > /dev/null; then
+  fsdir="$work/fsroot"
+  rm -rf "$fsdir" "$work/part.img"
+  mkdir -p "$fsdir"
+  echo "fsysfs nvme probe" > "$fsdir/probe.txt"
+  if mkfs.ext4 -q -F -d "$fsdir" "$work/part.img" 63M > /dev/null 2>&1; then
+    # One primary partition, type 0x83, LBA 2048 .. end (129024 sectors).
+    printf '\x00\x00\x00\x00\x83\xff\xff\xff\x00\x08\x00\x00\x00\xf8\x01\x00' |
+      dd of="$disk" bs=1 seek=446 conv=notrunc status=none
+    printf '\x55\xaa' | dd of="$disk" bs=1 seek=510 conv=notrunc status=none
+    dd if="$work/part.img" of="$disk" bs=1M seek=1 conv=notrunc status=none
+  fi
+  rm -rf "$fsdir" "$work/part.img"
+fi
+
+events="$work/trace-events"
+cat > "$events" << 'EOF'
+pci_nvme_io_cmd
+pci_nvme_admin_cmd
+pci_nvme_identify
+pci_nvme_identify_ns
+pci_nvme_identify_ctrl
+pci_nvme_flush_ns
+pci_nvme_verify
+pci_nvme_err_req_status
+EOF
+trace="$work/trace.log"
+console="$work/console.log"
+rm -f "$trace" "$console"
+
+start=$(date +%s.%N)
+set +e
+timeout 120 "$qemu" -accel tcg -m 512 -smp 1 -nodefaults -display none -no-reboot \
+  -serial "file:$console" \
+  -kernel "$kernel" -initrd "$initrd" \
+  -append "console=ttyS0 quiet panic=-1 cryptomgr.notests" \
+  -drive "file=$disk,if=none,id=nv0,format=raw" \
+  -device "nvme,serial=fsysfs0,drive=nv0" \
+  -trace "events=$events,file=$trace" > "$work/qemu.out" 2>&1
+qemu_rc=$?
+set -e
+end=$(date +%s.%N)
+echo "qemu exit $qemu_rc after $(echo "$end - $start" | bc 2> /dev/null || echo '?') s"
+
+if ! grep -q 'GUEST-END' "$console" 2> /dev/null; then
+  cat "$work/qemu.out" || true
+  tail -n 30 "$console" 2> /dev/null || true
+  if [[ ! -s "$console" ]]; then skip "QEMU (TCG) did not start a guest (exit $qemu_rc)"; fi
+  fail "guest did not finish (qemu exit $qemu_rc)"
+fi
+
+grep -E '^(RESULT|GUEST-|\[)' "$console" | sed 's/\r$//'
+guest_rc=$(sed -n 's/^GUEST-EXIT \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
+[[ "$guest_rc" == 0 ]] || fail "guest program exited with ${guest_rc:-?}"
+grep -q '^GUEST-DMESG' "$console" && fail "the kernel saw I/O commands on the controller device"
+
+probes=$(sed -n 's/^RESULT probes \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
+
+# --- The trace. awk walks it once, splitting it at the VERIFY markers (slba 100, 101,
+# 102); the marker's own io_cmd line comes just before its pci_nvme_verify line.
+awk -v want_flushes="$flushes" -v want_probes="$probes" '
+  function fail(msg) { print "FAIL: " msg; bad = 1 }
+  /pci_nvme_io_cmd / {
+    match($0, /nsid 0x[0-9a-f]+/); nsid = substr($0, RSTART + 5, RLENGTH - 5)
+    match($0, /opc 0x[0-9a-f]+/); opc = substr($0, RSTART + 4, RLENGTH - 4)
+    if (opc == "0xc") next  # a marker; counted by pci_nvme_verify below
+    if (phase == 1 || phase == 2) {
+      if (opc != "0x0") fail("phase " phase ": unexpected I/O command: " $0)
+      else if (nsid != "0x1") fail("phase " phase ": FLUSH to nsid " nsid)
+      else flush[phase]++
+    }
+    if (nsid != "0x1" && nsid != "0xffffffff") fail("I/O command outside namespace 1: " $0)
+    next
+  }
+  /pci_nvme_verify / {
+    match($0, /slba 0x[0-9a-f]+/); slba = substr($0, RSTART + 5, RLENGTH - 5)
+    if (slba == "0x64" && phase == 0) phase = 1
+    else if (slba == "0x65" && phase == 1) phase = 2
+    else if (slba == "0x66" && phase == 2) phase = 3
+    else fail("unexpected VERIFY marker " slba " in phase " phase)
+    next
+  }
+  /pci_nvme_admin_cmd / && phase == 1 && /opc 0x6/ { admin_identify++ }
+  /pci_nvme_identify / && phase == 1 && /cns 0x0 / { identify_ns++ }
+  /pci_nvme_identify / && phase == 1 && /cns 0x1 / { identify_ctrl++ }
+  /pci_nvme_flush_ns / && phase == 2 { flush_ns++ }
+  /pci_nvme_err_req_status / && (phase == 1 || phase == 2) { fail("device error: " $0) }
+  END {
+    if (phase != 3) fail("markers not all seen (reached phase " phase ")")
+    if (flush[2] != want_flushes) fail("FLUSH commands between markers: " flush[2]+0 ", want " want_flushes)
+    if (flush_ns != want_flushes) fail("pci_nvme_flush_ns between markers: " flush_ns+0 ", want " want_flushes)
+    if (flush[1] != want_probes) fail("probe FLUSHes: " flush[1]+0 ", want " want_probes)
+    if (identify_ns < 1) fail("no Identify Namespace (CNS 0) during the lookups")
+    if (admin_identify < 1) fail("no admin Identify command during the lookups")
+    printf "trace: lookups: %d probe FLUSH, %d admin Identify (%d CNS 0, %d CNS 1); between markers: %d FLUSH to nsid 1, %d flush_ns\n", flush[1], admin_identify, identify_ns, identify_ctrl, flush[2], flush_ns
+    exit bad
+  }
+' "$trace" || fail "trace check failed (trace in $trace)"
+echo "PASS"
