@@ -1,11 +1,17 @@
 #!/bin/bash
 # Boots a guest kernel under QEMU (TCG) with an emulated NVMe controller, runs
 # nvme_guest_test in it, and checks QEMU's NVMe trace:
-#   - between VERIFY markers 101 and 102: exactly --flushes FLUSH commands, all to nsid 1,
-#     and no other I/O command;
-#   - between markers 100 and 101 (the registry's lookups): Identify Namespace (CNS 0) as
-#     an admin command, one probe FLUSH per probed device, no other I/O command;
+#   - between VERIFY markers 101 and 102: exactly --flushes FLUSH commands, all to the
+#     tested namespace's nsid, and no other I/O command;
+#   - between markers 100 and 101 (the registry's lookups): Identify Namespace (CNS 0) of
+#     that nsid as an admin command, one probe FLUSH per probed device, no other I/O;
 #   - the guest kernel never warned about I/O commands on the controller char device.
+# Two guests run:
+#   plain:  one controller, one namespace holding an MBR partition with an ext4 on it; the
+#           registry is asked for the raw namespace and for a file on the ext4 (partition).
+#   subsys: a controller in an NVMe subsystem (the kernel's native multipath layout in
+#           sysfs) with two namespaces; the registry is asked for the second (nsid 2),
+#           where the controller device would refuse I/O commands.
 # Exit 0 pass, 1 fail, 77 skip (no QEMU, no guest kernel, or TCG cannot boot at all).
 #
 # Artefacts that do not change between runs (the uncompressed guest kernel, the
@@ -109,8 +115,12 @@ mount -t devtmpfs devtmpfs /dev
 modprobe nvme
 i=0
 while [ ! -b /dev/nvme0n1 ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
-args="--device /dev/nvme0n1 --flushes $flushes"
-if [ -b /dev/nvme0n1p1 ]; then
+# FSYSFS_DEV comes from the kernel command line (unknown parameters become init's
+# environment).
+dev=\${FSYSFS_DEV:-/dev/nvme0n1}
+while [ ! -b \$dev ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
+args="--device \$dev --flushes $flushes"
+if [ \$dev = /dev/nvme0n1 ] && [ -b /dev/nvme0n1p1 ]; then
   modprobe crc32c_generic
   modprobe ext4
   # Read-only: the filesystem itself must not send FLUSHes while the test counts them.
@@ -118,7 +128,7 @@ if [ -b /dev/nvme0n1p1 ]; then
     args="\$args --file /mnt/probe.txt"
   fi
 fi
-echo "GUEST-SYSFS device=\$(readlink /sys/block/nvme0n1/device)"
+echo "GUEST-SYSFS \$(basename \$dev) device=\$(readlink /sys/block/\$(basename \$dev)/device)"
 /bin/nvme_guest_test \$args
 echo "GUEST-EXIT \$?"
 dmesg | grep -i 'deprecated.*ioctl' | sed 's/^/GUEST-DMESG /'
@@ -160,76 +170,105 @@ pci_nvme_flush_ns
 pci_nvme_verify
 pci_nvme_err_req_status
 EOF
-trace="$work/trace.log"
-console="$work/console.log"
-rm -f "$trace" "$console"
+# run_guest NAME NSID QEMU-DEVICE-ARGS...: boots one guest, checks its console and trace.
+run_guest() {
+  local name=$1 nsid=$2
+  shift 2
+  local trace="$work/$name-trace.log" console="$work/$name-console.log" out="$work/$name-qemu.out"
+  rm -f "$trace" "$console"
+  local start end qemu_rc
+  start=$(date +%s%N)
+  set +e
+  timeout 120 "$qemu" -accel tcg -m 512 -smp 1 -nodefaults -display none -no-reboot \
+    -serial "file:$console" \
+    -kernel "$kernel" -initrd "$initrd" \
+    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests FSYSFS_DEV=$guest_dev" \
+    "$@" \
+    -trace "events=$events,file=$trace" > "$out" 2>&1
+  qemu_rc=$?
+  set -e
+  end=$(date +%s%N)
+  echo "== $name: qemu exit $qemu_rc after $(((end - start) / 1000000)) ms"
 
-start=$(date +%s.%N)
-set +e
-timeout 120 "$qemu" -accel tcg -m 512 -smp 1 -nodefaults -display none -no-reboot \
-  -serial "file:$console" \
-  -kernel "$kernel" -initrd "$initrd" \
-  -append "console=ttyS0 quiet panic=-1 cryptomgr.notests" \
-  -drive "file=$disk,if=none,id=nv0,format=raw" \
-  -device "nvme,serial=fsysfs0,drive=nv0" \
-  -trace "events=$events,file=$trace" > "$work/qemu.out" 2>&1
-qemu_rc=$?
-set -e
-end=$(date +%s.%N)
-echo "qemu exit $qemu_rc after $(echo "$end - $start" | bc 2> /dev/null || echo '?') s"
+  if ! grep -q 'GUEST-END' "$console" 2> /dev/null; then
+    cat "$out" || true
+    tail -n 30 "$console" 2> /dev/null || true
+    if [[ ! -s "$console" ]]; then skip "QEMU (TCG) did not start a guest (exit $qemu_rc)"; fi
+    fail "$name: guest did not finish (qemu exit $qemu_rc)"
+  fi
 
-if ! grep -q 'GUEST-END' "$console" 2> /dev/null; then
-  cat "$work/qemu.out" || true
-  tail -n 30 "$console" 2> /dev/null || true
-  if [[ ! -s "$console" ]]; then skip "QEMU (TCG) did not start a guest (exit $qemu_rc)"; fi
-  fail "guest did not finish (qemu exit $qemu_rc)"
-fi
+  grep -E '^(RESULT|GUEST-|\[20)' "$console" | sed 's/\r$//'
+  local guest_rc probes got_nsid
+  guest_rc=$(sed -n 's/^GUEST-EXIT \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
+  [[ "$guest_rc" == 0 ]] || fail "$name: guest program exited with ${guest_rc:-?}"
+  if grep -q '^GUEST-DMESG' "$console"; then
+    fail "$name: the kernel saw I/O commands on the controller device"
+  fi
+  probes=$(sed -n 's/^RESULT probes \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
+  got_nsid=$(sed -n 's/^RESULT raw.nsid \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
+  [[ "$got_nsid" == "$nsid" ]] || fail "$name: registry found nsid ${got_nsid:-?}, want $nsid"
 
-grep -E '^(RESULT|GUEST-|\[)' "$console" | sed 's/\r$//'
-guest_rc=$(sed -n 's/^GUEST-EXIT \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
-[[ "$guest_rc" == 0 ]] || fail "guest program exited with ${guest_rc:-?}"
-grep -q '^GUEST-DMESG' "$console" && fail "the kernel saw I/O commands on the controller device"
-
-probes=$(sed -n 's/^RESULT probes \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
-
-# --- The trace. awk walks it once, splitting it at the VERIFY markers (slba 100, 101,
-# 102); the marker's own io_cmd line comes just before its pci_nvme_verify line.
-awk -v want_flushes="$flushes" -v want_probes="$probes" '
-  function fail(msg) { print "FAIL: " msg; bad = 1 }
-  /pci_nvme_io_cmd / {
-    match($0, /nsid 0x[0-9a-f]+/); nsid = substr($0, RSTART + 5, RLENGTH - 5)
-    match($0, /opc 0x[0-9a-f]+/); opc = substr($0, RSTART + 4, RLENGTH - 4)
-    if (opc == "0xc") next  # a marker; counted by pci_nvme_verify below
-    if (phase == 1 || phase == 2) {
-      if (opc != "0x0") fail("phase " phase ": unexpected I/O command: " $0)
-      else if (nsid != "0x1") fail("phase " phase ": FLUSH to nsid " nsid)
-      else flush[phase]++
+  # awk walks the trace once, splitting it at the VERIFY markers (slba 100, 101, 102).
+  awk -v want_flushes="$flushes" -v want_probes="$probes" \
+      -v want_nsid="$(printf '0x%x' "$nsid")" -v want_nsid_dec="$nsid" '
+    function fail(msg) { print "FAIL: " msg; bad = 1 }
+    /pci_nvme_io_cmd / {
+      match($0, /nsid 0x[0-9a-f]+/); nsid = substr($0, RSTART + 5, RLENGTH - 5)
+      match($0, /opc 0x[0-9a-f]+/); opc = substr($0, RSTART + 4, RLENGTH - 4)
+      if (opc == "0xc") next  # a marker; read from its pci_nvme_verify line
+      if (phase == 1 || phase == 2) {
+        if (opc != "0x0") fail("phase " phase ": unexpected I/O command: " $0)
+        else if (nsid != want_nsid) fail("phase " phase ": FLUSH to nsid " nsid)
+        else flush[phase]++
+      }
+      next
     }
-    if (nsid != "0x1" && nsid != "0xffffffff") fail("I/O command outside namespace 1: " $0)
-    next
-  }
-  /pci_nvme_verify / {
-    match($0, /slba 0x[0-9a-f]+/); slba = substr($0, RSTART + 5, RLENGTH - 5)
-    if (slba == "0x64" && phase == 0) phase = 1
-    else if (slba == "0x65" && phase == 1) phase = 2
-    else if (slba == "0x66" && phase == 2) phase = 3
-    else fail("unexpected VERIFY marker " slba " in phase " phase)
-    next
-  }
-  /pci_nvme_admin_cmd / && phase == 1 && /opc 0x6/ { admin_identify++ }
-  /pci_nvme_identify / && phase == 1 && /cns 0x0 / { identify_ns++ }
-  /pci_nvme_identify / && phase == 1 && /cns 0x1 / { identify_ctrl++ }
-  /pci_nvme_flush_ns / && phase == 2 { flush_ns++ }
-  /pci_nvme_err_req_status / && (phase == 1 || phase == 2) { fail("device error: " $0) }
-  END {
-    if (phase != 3) fail("markers not all seen (reached phase " phase ")")
-    if (flush[2] != want_flushes) fail("FLUSH commands between markers: " flush[2]+0 ", want " want_flushes)
-    if (flush_ns != want_flushes) fail("pci_nvme_flush_ns between markers: " flush_ns+0 ", want " want_flushes)
-    if (flush[1] != want_probes) fail("probe FLUSHes: " flush[1]+0 ", want " want_probes)
-    if (identify_ns < 1) fail("no Identify Namespace (CNS 0) during the lookups")
-    if (admin_identify < 1) fail("no admin Identify command during the lookups")
-    printf "trace: lookups: %d probe FLUSH, %d admin Identify (%d CNS 0, %d CNS 1); between markers: %d FLUSH to nsid 1, %d flush_ns\n", flush[1], admin_identify, identify_ns, identify_ctrl, flush[2], flush_ns
-    exit bad
-  }
-' "$trace" || fail "trace check failed (trace in $trace)"
+    /pci_nvme_verify / {
+      match($0, /nsid [0-9]+/)
+      if (substr($0, RSTART + 5, RLENGTH - 5) != want_nsid_dec) fail("marker to another nsid: " $0)
+      match($0, /slba 0x[0-9a-f]+/); slba = substr($0, RSTART + 5, RLENGTH - 5)
+      if (slba == "0x64" && phase == 0) phase = 1
+      else if (slba == "0x65" && phase == 1) phase = 2
+      else if (slba == "0x66" && phase == 2) phase = 3
+      else fail("unexpected VERIFY marker " slba " in phase " phase)
+      next
+    }
+    phase == 1 && /pci_nvme_admin_cmd / && /opc 0x6 / { admin_identify++ }
+    phase == 1 && /pci_nvme_identify / && /cns 0x0 / { identify_ns++ }
+    phase == 1 && /pci_nvme_identify / && /cns 0x1 / { identify_ctrl++ }
+    phase == 1 && /pci_nvme_identify_ns / {
+      match($0, /nsid [0-9]+/)
+      if (substr($0, RSTART + 5, RLENGTH - 5) != want_nsid_dec) fail("Identify of another namespace: " $0)
+    }
+    phase == 2 && /pci_nvme_flush_ns / { flush_ns++ }
+    (phase == 1 || phase == 2) && /pci_nvme_err_req_status / { fail("device error: " $0) }
+    END {
+      if (phase != 3) fail("markers not all seen (reached phase " phase ")")
+      if (flush[2] != want_flushes) fail("FLUSH commands between markers: " flush[2]+0 ", want " want_flushes)
+      if (flush_ns != want_flushes) fail("pci_nvme_flush_ns between markers: " flush_ns+0 ", want " want_flushes)
+      if (flush[1] != want_probes) fail("probe FLUSHes: " flush[1]+0 ", want " want_probes)
+      if (identify_ns < 1) fail("no Identify Namespace (CNS 0) during the lookups")
+      if (admin_identify < 1) fail("no admin Identify command during the lookups")
+      printf "trace: lookups: %d probe FLUSH, %d admin Identify (%d CNS 0, %d CNS 1); between markers: %d FLUSH to nsid %s, %d flush_ns\n", flush[1], admin_identify, identify_ns, identify_ctrl, flush[2], want_nsid, flush_ns
+      exit bad
+    }
+  ' "$trace" || fail "$name: trace check failed (trace in $trace)"
+}
+
+guest_dev=/dev/nvme0n1
+run_guest plain 1 \
+  -drive "file=$disk,if=none,id=nv0,format=raw" \
+  -device "nvme,serial=fsysfs0,drive=nv0"
+
+disk2="$work/nvme-ns2.img"
+rm -f "$disk2"
+truncate -s 16M "$disk2"
+guest_dev=/dev/nvme0n2
+run_guest subsys 2 \
+  -drive "file=$disk,if=none,id=nv0,format=raw" \
+  -drive "file=$disk2,if=none,id=nv1,format=raw" \
+  -device "nvme-subsys,id=subsys0,nqn=fsysfs-test" \
+  -device "nvme,serial=fsysfs1,id=ctrl0,subsys=subsys0" \
+  -device "nvme-ns,drive=nv0,nsid=1,bus=ctrl0" \
+  -device "nvme-ns,drive=nv1,nsid=2,bus=ctrl0"
 echo "PASS"
