@@ -1,0 +1,90 @@
+#include "mount/command_line.h"
+
+#include <fmt/format.h>
+
+#include "mount/error.h"
+
+#ifndef FSYSFS_VERSION
+#error "FSYSFS_VERSION must be defined by the build"
+#endif
+
+namespace fsysfs::mount {
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: fsysfs [-f] [-d] [-o OPTION[,OPTION...]] BACKING MOUNTPOINT";
+
+}  // namespace
+
+CommandLine parse_command_line(std::span<const std::string_view> args) {
+  CommandLine cl;
+  std::vector<std::string_view> positional;
+  bool only_positional = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (only_positional || arg.size() < 2 || arg[0] != '-') {
+      positional.push_back(arg);
+    } else if (arg == "--") {
+      only_positional = true;
+    } else if (arg == "-h" || arg == "--help") {
+      cl.action = CommandLine::Action::kHelp;
+    } else if (arg == "-V" || arg == "--version") {
+      if (cl.action != CommandLine::Action::kHelp) cl.action = CommandLine::Action::kVersion;
+    } else if (arg == "-f") {
+      cl.foreground = true;
+    } else if (arg == "-d") {
+      cl.debug = true;
+      cl.foreground = true;
+    } else if (arg == "-o") {
+      if (i + 1 == args.size()) throw Error("option -o needs an argument (-o OPTION[,OPTION...])");
+      cl.mount_options.emplace_back(args[++i]);
+    } else if (arg.starts_with("-o")) {
+      cl.mount_options.emplace_back(arg.substr(2));
+    } else {
+      throw Error(fmt::format("unknown argument '{}' (see fsysfs --help)", arg));
+    }
+  }
+  if (cl.action != CommandLine::Action::kMount) return cl;
+  if (positional.empty()) throw Error(fmt::format("missing BACKING and MOUNTPOINT ({})", kUsage));
+  if (positional.size() == 1) throw Error(fmt::format("missing MOUNTPOINT ({})", kUsage));
+  if (positional.size() > 2) {
+    throw Error(fmt::format("too many arguments: unexpected '{}' ({})", positional[2], kUsage));
+  }
+  cl.backing = positional[0];
+  cl.mountpoint = positional[1];
+  return cl;
+}
+
+Settings settings_from(const CommandLine& command_line) {
+  Settings settings;
+  for (const auto& options : command_line.mount_options) apply_mount_options(settings, options);
+  finish_settings(settings);
+  settings.config.debug = command_line.debug;
+  return settings;
+}
+
+std::string help_text() {
+  std::string out = fmt::format(
+      "{}\n"
+      "       fsysfs --help | --version\n"
+      "\n"
+      "Shows the directory tree of BACKING at MOUNTPOINT. Writes and fsyncs made under\n"
+      "MOUNTPOINT go through the fsys engine (io_uring) onto BACKING.\n"
+      "Runs as a daemon and returns once the mount is live; unmount with umount or\n"
+      "fusermount3 -u. In /etc/fstab:\n"
+      "  /srv/data  /mnt/data  fuse.fsysfs  allow_other  0 0\n"
+      "\n"
+      "  -f                stay in the foreground, log to stderr\n"
+      "  -d                FUSE debug output (implies -f)\n"
+      "  -o OPTIONS        mount options, comma separated; may be repeated\n"
+      "  -h, --help        this text\n"
+      "  -V, --version     print the version\n"
+      "\n",
+      kUsage);
+  out += options_help();
+  return out;
+}
+
+std::string version_text() { return fmt::format("fsysfs {}\n", FSYSFS_VERSION); }
+
+}  // namespace fsysfs::mount

@@ -1,0 +1,401 @@
+#include "mount/options.h"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "mount/error.h"
+
+namespace fsysfs::mount {
+namespace {
+
+using engine::BackendKind;
+
+// Accessors into Settings. show() functions only read through them; the const_cast in
+// read() exists so one accessor serves both apply and show.
+template <class T>
+using Field = T& (*)(Settings&);
+
+template <class T>
+T read(Field<T> field, const Settings& settings) {
+  return field(const_cast<Settings&>(settings));
+}
+
+std::string on_off(bool on) { return on ? "on" : "off"; }
+
+std::optional<unsigned long long> parse_unsigned(std::string_view text) {
+  unsigned long long value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+// Checks and stores an unsigned value in [min, max]; the expectation names the range only
+// when the number parsed, so "abc" reads "expected a positive integer".
+std::string set_unsigned(unsigned& out, std::string_view text, unsigned min, unsigned max) {
+  auto value = parse_unsigned(text);
+  if (!value) return min > 0 ? "a positive integer" : "a non-negative integer";
+  if (*value < min || *value > max) return fmt::format("an integer from {} to {}", min, max);
+  out = static_cast<unsigned>(*value);
+  return {};
+}
+
+OptionSpec flag(std::string_view key, std::string_view help, void (*set)(Settings&),
+                std::function<std::string(const Settings&)> show) {
+  return OptionSpec{
+      .key = key,
+      .value = OptionValue::kNone,
+      .value_syntax = {},
+      .section = OptionSection::kFsysfs,
+      .runtime = false,
+      .help = help,
+      .apply = [set](Settings& s, std::optional<std::string_view>) -> std::string {
+        set(s);
+        return {};
+      },
+      .show = std::move(show),
+  };
+}
+
+OptionSpec bool_flag(std::string_view key, std::string_view help, Field<bool> field) {
+  return OptionSpec{
+      .key = key,
+      .value = OptionValue::kNone,
+      .value_syntax = {},
+      .section = OptionSection::kFsysfs,
+      .runtime = false,
+      .help = help,
+      .apply = [field](Settings& s, std::optional<std::string_view>) -> std::string {
+        field(s) = true;
+        return {};
+      },
+      .show = [field](const Settings& s) { return on_off(read(field, s)); },
+  };
+}
+
+OptionSpec unsigned_option(std::string_view key, std::string_view help, Field<unsigned> field,
+                           unsigned min, unsigned max) {
+  return OptionSpec{
+      .key = key,
+      .value = OptionValue::kRequired,
+      .value_syntax = "N",
+      .section = OptionSection::kFsysfs,
+      .runtime = false,
+      .help = help,
+      .apply =
+          [field, min, max](Settings& s, std::optional<std::string_view> v) {
+            return set_unsigned(field(s), *v, min, max);
+          },
+      .show = [field](const Settings& s) { return std::to_string(read(field, s)); },
+  };
+}
+
+OptionSpec seconds_option(std::string_view key, std::string_view help, Field<double> field) {
+  return OptionSpec{
+      .key = key,
+      .value = OptionValue::kRequired,
+      .value_syntax = "SECONDS",
+      .section = OptionSection::kFsysfs,
+      .runtime = false,
+      .help = help,
+      .apply = [field](Settings& s, std::optional<std::string_view> v) -> std::string {
+        double value = 0;
+        const char* end = v->data() + v->size();
+        auto [ptr, ec] = std::from_chars(v->data(), end, value);
+        if (v->empty() || ec != std::errc() || ptr != end || !std::isfinite(value) || value < 0) {
+          return "a number of seconds, 0 or more";
+        }
+        field(s) = value;
+        return {};
+      },
+      .show = [field](const Settings& s) { return fmt::format("{}", read(field, s)); },
+  };
+}
+
+// An option whose value is one of a fixed set of words.
+template <class T>
+struct Word {
+  std::string_view word;
+  T value;
+};
+
+template <class T, size_t N>
+OptionSpec word_option(std::string_view key, std::string_view syntax, std::string_view help,
+                       Field<T> field, const std::array<Word<T>, N>& words, bool runtime = false) {
+  std::string expected = "one of " + std::string(syntax);
+  return OptionSpec{
+      .key = key,
+      .value = OptionValue::kRequired,
+      .value_syntax = syntax,
+      .section = OptionSection::kFsysfs,
+      .runtime = runtime,
+      .help = help,
+      .apply = [field, words, expected](Settings& s,
+                                        std::optional<std::string_view> v) -> std::string {
+        for (const auto& w : words) {
+          if (w.word == *v) {
+            field(s) = w.value;
+            return {};
+          }
+        }
+        return expected;
+      },
+      .show = [field, words](const Settings& s) -> std::string {
+        T current = read(field, s);
+        for (const auto& w : words) {
+          if (w.value == current) return std::string(w.word);
+        }
+        return "?";
+      },
+  };
+}
+
+OptionSpec mount_flag(std::string_view key, OptionSection section, std::string_view help = {}) {
+  return OptionSpec{.key = key,
+                    .value = OptionValue::kNone,
+                    .value_syntax = {},
+                    .section = section,
+                    .runtime = false,
+                    .help = help,
+                    .apply = {},
+                    .show = {}};
+}
+
+std::vector<OptionSpec> build_table() {
+  std::vector<OptionSpec> t;
+  auto fs = [&t](OptionSpec spec) { t.push_back(std::move(spec)); };
+
+  // FUSE session.
+  fs(bool_flag("allow_other", "let every user, not only the one who mounted, use the mount",
+               [](Settings& s) -> bool& { return s.config.allow_other; }));
+  fs(flag(
+      "default_permissions", "the kernel checks permissions from mode bits and owners",
+      [](Settings& s) { s.default_permissions = true; },
+      [](const Settings& s) -> std::string {
+        if (s.default_permissions) return on_off(*s.default_permissions);
+        return "on with allow_other, else off";
+      }));
+  fs(flag("no_default_permissions", "turn default_permissions off, even with allow_other",
+          [](Settings& s) { s.default_permissions = false; }, {}));
+  fs(OptionSpec{
+      .key = "threads",
+      .value = OptionValue::kRequired,
+      .value_syntax = "N",
+      .section = OptionSection::kFsysfs,
+      .runtime = false,
+      .help = "maximum number of FUSE worker threads",
+      .apply =
+          [](Settings& s, std::optional<std::string_view> v) {
+            return set_unsigned(s.config.threads, *v, 1, 1024);
+          },
+      .show = [](const Settings& s) -> std::string {
+        return s.config.threads == 0 ? "libfuse's default" : std::to_string(s.config.threads);
+      },
+  });
+  fs(bool_flag("clone_fd", "give each FUSE worker thread its own /dev/fuse descriptor",
+               [](Settings& s) -> bool& { return s.config.clone_fd; }));
+  fs(bool_flag("writeback_cache", "let the kernel cache writes and send them in batches",
+               [](Settings& s) -> bool& { return s.config.writeback_cache; }));
+  fs(flag("no_writeback_cache", "turn writeback_cache off",
+          [](Settings& s) { s.config.writeback_cache = false; }, {}));
+  fs(seconds_option("attr_timeout", "how long the kernel may cache file attributes",
+                    [](Settings& s) -> double& { return s.config.attr_timeout; }));
+  fs(seconds_option("entry_timeout", "how long the kernel may cache name lookups",
+                    [](Settings& s) -> double& { return s.config.entry_timeout; }));
+
+  // The engine.
+  fs(word_option<BackendKind>(
+      "engine", "auto|uring|sync",
+      "I/O engine: io_uring (auto falls back to syscalls if no ring can be set up)",
+      [](Settings& s) -> BackendKind& { return s.config.engine.backend; },
+      std::array{Word<BackendKind>{"auto", BackendKind::kAuto},
+                 Word<BackendKind>{"uring", BackendKind::kUring},
+                 Word<BackendKind>{"sync", BackendKind::kSync}}));
+  fs(unsigned_option(
+      "queue_depth", "io_uring submission queue entries",
+      [](Settings& s) -> unsigned& { return s.config.engine.queue_depth; }, 1, 32768));
+  fs(OptionSpec{
+      .key = "sqpoll",
+      .value = OptionValue::kOptional,
+      .value_syntax = "IDLE_MS",
+      .section = OptionSection::kFsysfs,
+      .runtime = false,
+      .help = "a kernel thread polls the ring; it sleeps after IDLE_MS without work",
+      .apply = [](Settings& s, std::optional<std::string_view> v) -> std::string {
+        if (v) {
+          std::string expected = set_unsigned(s.config.engine.sqpoll_idle_ms, *v, 0, 3600000);
+          if (!expected.empty()) return "idle milliseconds, " + expected;
+        }
+        s.config.engine.sqpoll = true;
+        return {};
+      },
+      .show = [](const Settings& s) -> std::string {
+        const auto& e = s.config.engine;
+        return e.sqpoll ? fmt::format("on, idle {} ms", e.sqpoll_idle_ms) : "off";
+      },
+  });
+  fs(unsigned_option(
+      "fixed_files", "registered file slots; 0 turns them off",
+      [](Settings& s) -> unsigned& { return s.config.engine.fixed_files; }, 0, 1u << 16));
+  fs(unsigned_option(
+      "buffers", "registered write buffers; 0 turns them off",
+      [](Settings& s) -> unsigned& { return s.config.engine.buffer_count; }, 0, 4096));
+  fs(unsigned_option(
+      "sync_threads", "worker threads of the syscall engine",
+      [](Settings& s) -> unsigned& { return s.config.engine.sync_threads; }, 1, 256));
+  fs(word_option<bool>(
+      "nvme_flush", "auto|off", "send an NVMe FLUSH after each fsync where the device allows it",
+      [](Settings& s) -> bool& { return s.config.engine.nvme_flush; },
+      std::array{Word<bool>{"auto", true}, Word<bool>{"off", false}}));
+
+  // Logging.
+  using Level = spdlog::level::level_enum;
+  fs(word_option<Level>(
+      "log_level", "trace|debug|info|warn|error|off", "what to log",
+      [](Settings& s) -> Level& { return s.log_level; },
+      std::array{Word<Level>{"trace", Level::trace}, Word<Level>{"debug", Level::debug},
+                 Word<Level>{"info", Level::info}, Word<Level>{"warn", Level::warn},
+                 Word<Level>{"error", Level::err}, Word<Level>{"off", Level::off}},
+      /*runtime=*/true));
+  fs(OptionSpec{
+      .key = "log_file",
+      .value = OptionValue::kRequired,
+      .value_syntax = "PATH",
+      .section = OptionSection::kFsysfs,
+      .runtime = false,
+      .help = "append the log to PATH",
+      .apply = [](Settings& s, std::optional<std::string_view> v) -> std::string {
+        if (v->empty()) return "a file path";
+        s.log_file = *v;
+        return {};
+      },
+      .show = [](const Settings& s) -> std::string {
+        return s.log_file.empty() ? "stderr, or syslog as a daemon" : s.log_file;
+      },
+  });
+
+  // What mount(8) and mount.fuse3 pass on from fstab. FUSE mounts are always nosuid and
+  // nodev unless the filesystem asks otherwise, and fsysfs does not ask: ignoring suid and
+  // dev keeps the safer setting. Access times are kept by the backing filesystem.
+  for (std::string_view key :
+       {"rw",         "defaults",    "dev",           "nodev",    "suid",
+        "nosuid",     "exec",        "atime",         "noatime",  "relatime",
+        "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
+        "diratime",   "nodiratime",  "async",         "auto",     "noauto",
+        "user",       "nouser",      "users",         "_netdev",  "nofail",
+        "silent",     "loud"}) {
+    fs(mount_flag(key, OptionSection::kGeneric));
+  }
+  // Restrictions fsysfs cannot pass to the kernel: ignoring them would give a mount that
+  // is more permissive or less durable than the one asked for.
+  fs(mount_flag("ro", OptionSection::kRefused, "read-only mounts are not supported yet"));
+  fs(mount_flag("noexec", OptionSection::kRefused, "noexec mounts are not supported yet"));
+  fs(mount_flag("sync", OptionSection::kRefused, "synchronous mounts are not supported yet"));
+  fs(mount_flag("dirsync", OptionSection::kRefused,
+                "synchronous directory updates are not supported yet"));
+  return t;
+}
+
+void apply_one(Settings& settings, std::string_view item) {
+  std::string_view key = item;
+  std::optional<std::string_view> value;
+  if (auto eq = item.find('='); eq != std::string_view::npos) {
+    key = item.substr(0, eq);
+    value = item.substr(eq + 1);
+  }
+  const OptionSpec* spec = find_option(key);
+  if (spec == nullptr) {
+    throw Error(fmt::format("unknown mount option '{}' (see fsysfs --help)", key));
+  }
+  if (spec->section == OptionSection::kRefused) {
+    throw Error(fmt::format("mount option '{}' refused: {}", key, spec->help));
+  }
+  if (spec->value == OptionValue::kNone && value) {
+    throw Error(fmt::format("mount option '{}' takes no value (got '{}')", key, item));
+  }
+  if (spec->value == OptionValue::kRequired && !value) {
+    throw Error(
+        fmt::format("mount option '{}' needs a value ({}={})", key, key, spec->value_syntax));
+  }
+  if (spec->section == OptionSection::kGeneric) return;
+  std::string expected = spec->apply(settings, value);
+  if (!expected.empty()) {
+    throw Error(fmt::format("bad value '{}' for option {} (expected {})", *value, key, expected));
+  }
+}
+
+}  // namespace
+
+std::span<const OptionSpec> option_table() {
+  static const std::vector<OptionSpec> table = build_table();
+  return table;
+}
+
+const OptionSpec* find_option(std::string_view key) {
+  for (const auto& spec : option_table()) {
+    if (spec.key == key) return &spec;
+  }
+  return nullptr;
+}
+
+void apply_mount_options(Settings& settings, std::string_view options) {
+  size_t pos = 0;
+  while (pos <= options.size()) {
+    size_t comma = options.find(',', pos);
+    if (comma == std::string_view::npos) comma = options.size();
+    std::string_view item = options.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (!item.empty()) apply_one(settings, item);
+  }
+}
+
+void finish_settings(Settings& settings) {
+  settings.config.default_permissions =
+      settings.default_permissions.value_or(settings.config.allow_other);
+}
+
+std::string options_help() {
+  const Settings defaults;
+  std::string out = "Mount options (-o, comma separated; [default]):\n";
+  std::string generic = " ";
+  size_t generic_line = 1;
+  std::string refused;
+  for (const auto& spec : option_table()) {
+    switch (spec.section) {
+      case OptionSection::kFsysfs: {
+        out += fmt::format("  {}", spec.key);
+        if (spec.value == OptionValue::kRequired) out += fmt::format("={}", spec.value_syntax);
+        if (spec.value == OptionValue::kOptional) out += fmt::format("[={}]", spec.value_syntax);
+        out += fmt::format("\n      {}", spec.help);
+        if (spec.show) out += fmt::format(" [{}]", spec.show(defaults));
+        if (spec.runtime) out += " (can change on a live mount)";
+        out += "\n";
+        break;
+      }
+      case OptionSection::kGeneric:
+        if (generic_line + spec.key.size() + 1 > 80) {
+          generic += "\n ";
+          generic_line = 1;
+        }
+        generic += fmt::format(" {}", spec.key);
+        generic_line += spec.key.size() + 1;
+        break;
+      case OptionSection::kRefused:
+        refused += fmt::format("  {:<10}{}\n", spec.key, spec.help);
+        break;
+    }
+  }
+  out +=
+      "\nGeneric mount options, accepted from fstab and ignored (the mount is always\n"
+      "nosuid,nodev):\n";
+  out += generic + "\n";
+  out += "\nGeneric mount options fsysfs cannot honour (naming one is an error):\n";
+  out += refused;
+  return out;
+}
+
+}  // namespace fsysfs::mount

@@ -1,0 +1,72 @@
+#pragma once
+
+// The `-o` mount options of fsysfs: one declarative table that drives the parser, the
+// `--help` text and (later) the live control interface.
+
+#include <spdlog/common.h>
+
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "fusefs/session.h"
+
+namespace fsysfs::mount {
+
+// Everything the mount options configure. Defaults live in the member initialisers here and
+// in fusefs::Config / engine::Options; the table shows them by reading a default Settings.
+struct Settings {
+  fusefs::Config config;
+  // Unset: follows allow_other (a shared mount needs the kernel's permission checks).
+  // Copied into config.default_permissions by finish_settings().
+  std::optional<bool> default_permissions;
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  std::string log_file;  // empty: stderr in the foreground, syslog as a daemon
+};
+
+enum class OptionSection {
+  kFsysfs,   // options of this filesystem
+  kGeneric,  // mount(8) options accepted for fstab compatibility and ignored
+  kRefused,  // mount(8) options fsysfs cannot honour; naming one is an error
+};
+
+enum class OptionValue {
+  kNone,      // `key`
+  kRequired,  // `key=value`
+  kOptional,  // `key` or `key=value`
+};
+
+struct OptionSpec {
+  std::string_view key;
+  OptionValue value;
+  std::string_view value_syntax;  // for --help: "N", "SECONDS", "uring|sync", ...
+  OptionSection section;
+  bool runtime;  // can change on a live mount
+  std::string_view help;
+  // Stores the option into `settings`. `value` is nullopt when the option was given
+  // without '='. Returns an empty string, or what was expected for a bad value ("a
+  // positive integer"). Unset for kGeneric and kRefused entries.
+  std::function<std::string(Settings& settings, std::optional<std::string_view> value)> apply;
+  // The option's current value as text ("on", "256", "info"); unset for options that only
+  // switch another one (no_writeback_cache) and for kGeneric/kRefused entries.
+  std::function<std::string(const Settings& settings)> show;
+};
+
+// The table, in --help order.
+std::span<const OptionSpec> option_table();
+const OptionSpec* find_option(std::string_view key);
+
+// Applies one comma-separated `-o` argument ("allow_other,threads=4"), left to right; a
+// later occurrence of an option wins. Empty items are skipped. Throws Error naming the
+// option (unknown, refused, missing or unexpected value) or the option and bad value.
+void apply_mount_options(Settings& settings, std::string_view options);
+
+// Resolves defaults that depend on other options. Call once, after every -o was applied.
+void finish_settings(Settings& settings);
+
+// The "Mount options" part of --help, generated from the table.
+std::string options_help();
+
+}  // namespace fsysfs::mount
