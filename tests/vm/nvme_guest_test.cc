@@ -40,7 +40,9 @@ int fail(const std::string& what) {
 }
 
 // One VERIFY of a single block at `slba`, through the same seam the engine uses.
-int send_marker(fsysfs::engine::NvmeDeviceOps& ops, int fd, uint32_t nsid, uint64_t slba) {
+int send_marker(fsysfs::engine::NvmeDeviceOps& ops, int fd, uint32_t nsid, uint64_t slba,
+                bool enabled) {
+  if (!enabled) return 0;
   nvme_passthru_cmd cmd{};
   cmd.opcode = fsysfs::engine::kNvmeIoVerify;
   cmd.nsid = nsid;
@@ -67,8 +69,15 @@ int main(int argc, char** argv) {
   std::string device = "/dev/nvme0n1";
   std::string file;
   int flushes = 10;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool markers = true;
+  for (int i = 1; i < argc; i += 2) {
     std::string key = argv[i];
+    if (key == "--no-markers") {
+      markers = false;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) return fail("missing value for " + key);
     if (key == "--device") {
       device = argv[i + 1];
     } else if (key == "--file") {
@@ -99,7 +108,7 @@ int main(int argc, char** argv) {
   const int marker_fd = ops->open(device);
   if (marker_fd < 0) return fail("open " + device + ": " + std::strerror(-marker_fd));
 
-  int rc = send_marker(*ops, marker_fd, ns.nsid, kMarkerBefore);
+  int rc = send_marker(*ops, marker_fd, ns.nsid, kMarkerBefore, markers);
   if (rc != 0) return fail(std::string("VERIFY marker: ") + std::strerror(-rc));
 
   NvmeRegistry registry(NvmeRegistry::Config{});
@@ -124,7 +133,7 @@ int main(int argc, char** argv) {
   }
   std::printf("RESULT probes %d\n", lookups);
 
-  rc = send_marker(*ops, marker_fd, ns.nsid, kMarkerProbed);
+  rc = send_marker(*ops, marker_fd, ns.nsid, kMarkerProbed, markers);
   if (rc != 0) return fail(std::string("VERIFY marker: ") + std::strerror(-rc));
 
   int ok = 0;
@@ -135,7 +144,7 @@ int main(int argc, char** argv) {
   }
   std::printf("RESULT flushes %d\n", ok);
 
-  rc = send_marker(*ops, marker_fd, ns.nsid, kMarkerFlushed);
+  rc = send_marker(*ops, marker_fd, ns.nsid, kMarkerFlushed, markers);
   if (rc != 0) return fail(std::string("VERIFY marker: ") + std::strerror(-rc));
   ops->close(marker_fd);
   std::printf("RESULT done 1\n");

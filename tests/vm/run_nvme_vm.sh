@@ -88,7 +88,8 @@ root="$work/initramfs"
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,mnt,tmp,lib/modules/"$kver"}
 cp "$busybox" "$root/bin/busybox"
-modules=(nvme-core nvme crc16 mbcache jbd2 crc32c_generic ext4)
+modules=(nvme-core nvme crc16 mbcache jbd2 crc32c_generic ext4
+         virtio_pci virtio_blk configfs nvmet nvmet-tcp nvme-tcp)
 declare -A seen=()
 add_module() {
   local name=$1 path dep
@@ -112,14 +113,45 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-modprobe nvme
-i=0
-while [ ! -b /dev/nvme0n1 ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
-# FSYSFS_DEV comes from the kernel command line (unknown parameters become init's
-# environment).
+wait_for() {
+  i=0
+  while [ ! -b \$1 ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
+}
+# FSYSFS_DEV and FSYSFS_SCENARIO come from the kernel command line (unknown parameters
+# become init's environment).
 dev=\${FSYSFS_DEV:-/dev/nvme0n1}
-while [ ! -b \$dev ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
-args="--device \$dev --flushes $flushes"
+flushes=$flushes
+if [ "\$FSYSFS_SCENARIO" = nvmet ]; then
+  # The kernel's NVMe target exports the virtio disk over TCP loopback; its Identify
+  # Namespace reports NSFEAT bit 1 and NAWUPF from the disk's physical block size.
+  modprobe virtio_pci
+  modprobe virtio_blk
+  modprobe nvmet-tcp
+  modprobe nvme-tcp
+  mount -t configfs configfs /sys/kernel/config
+  ip link set lo up
+  wait_for /dev/vda
+  t=/sys/kernel/config/nvmet
+  mkdir \$t/subsystems/fsysfs-t
+  echo 1 > \$t/subsystems/fsysfs-t/attr_allow_any_host
+  mkdir \$t/subsystems/fsysfs-t/namespaces/1
+  echo -n /dev/vda > \$t/subsystems/fsysfs-t/namespaces/1/device_path
+  echo 1 > \$t/subsystems/fsysfs-t/namespaces/1/enable
+  mkdir \$t/ports/1
+  echo tcp > \$t/ports/1/addr_trtype
+  echo ipv4 > \$t/ports/1/addr_adrfam
+  echo 127.0.0.1 > \$t/ports/1/addr_traddr
+  echo 4420 > \$t/ports/1/addr_trsvcid
+  ln -s \$t/subsystems/fsysfs-t \$t/ports/1/subsystems/fsysfs-t
+  echo "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=fsysfs-t" > /dev/nvme-fabrics
+  # The target does not implement VERIFY, and its commands are not in QEMU's trace.
+  args_extra="--no-markers"
+  flushes=3
+else
+  modprobe nvme
+fi
+wait_for \$dev
+args="--device \$dev --flushes \$flushes \$args_extra"
 if [ \$dev = /dev/nvme0n1 ] && [ -b /dev/nvme0n1p1 ]; then
   modprobe crc32c_generic
   modprobe ext4
@@ -182,7 +214,7 @@ run_guest() {
   timeout 120 "$qemu" -accel tcg -m 512 -smp 1 -nodefaults -display none -no-reboot \
     -serial "file:$console" \
     -kernel "$kernel" -initrd "$initrd" \
-    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests FSYSFS_DEV=$guest_dev" \
+    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests FSYSFS_DEV=$guest_dev FSYSFS_SCENARIO=$name" \
     "$@" \
     -trace "events=$events,file=$trace" > "$out" 2>&1
   qemu_rc=$?
@@ -207,6 +239,8 @@ run_guest() {
   probes=$(sed -n 's/^RESULT probes \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
   got_nsid=$(sed -n 's/^RESULT raw.nsid \([0-9]*\).*/\1/p' "$console" | tr -d '\r')
   [[ "$got_nsid" == "$nsid" ]] || fail "$name: registry found nsid ${got_nsid:-?}, want $nsid"
+  # Fabrics commands travel over TCP, not through QEMU's NVMe controller: no trace.
+  [[ "$name" == nvmet ]] && return 0
 
   # awk walks the trace once, splitting it at the VERIFY markers (slba 100, 101, 102).
   awk -v want_flushes="$flushes" -v want_probes="$probes" \
@@ -271,4 +305,16 @@ run_guest subsys 2 \
   -device "nvme,serial=fsysfs1,id=ctrl0,subsys=subsys0" \
   -device "nvme-ns,drive=nv0,nsid=1,bus=ctrl0" \
   -device "nvme-ns,drive=nv1,nsid=2,bus=ctrl0"
+# A namespace that reports its own atomic write unit: the virtio disk (512-byte logical,
+# 4096-byte physical blocks) exported by the guest's NVMe target, whose Identify
+# Namespace has NSFEAT bit 1 set and NAWUPF = 4096 / 512 - 1 = 7.
+guest_dev=/dev/nvme0n1
+run_guest nvmet 1 \
+  -drive "file=$disk2,if=none,id=vd0,format=raw" \
+  -device "virtio-blk-pci,drive=vd0,logical_block_size=512,physical_block_size=4096"
+console="$work/nvmet-console.log"
+grep -q '^RESULT raw.lba_size 512' "$console" || fail "nvmet: block size not 512"
+grep -q '^RESULT raw.atomic_write_unit 4096' "$console" ||
+  fail "nvmet: power-fail atomic write unit not 8 blocks of 512 bytes (NAWUPF 7)"
+echo "nvmet: atomic write unit 4096 B from NAWUPF"
 echo "PASS"
