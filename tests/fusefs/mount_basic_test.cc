@@ -53,8 +53,8 @@ TEST_F(MountBasic, CreateWriteReadFsync_Parity) {
     r.rc("close", ::close(fd));
     r.stat("stat", "f");
     r.content("content", "f");
-    r.fd("open excl again", ::open(r.p("f").c_str(), O_RDWR | O_CREAT | O_EXCL, 0640));
-    r.fd("open missing", ::open(r.p("missing").c_str(), O_RDONLY));
+    r.open_probe("open excl again", ::open(r.p("f").c_str(), O_RDWR | O_CREAT | O_EXCL, 0640));
+    r.open_probe("open missing", ::open(r.p("missing").c_str(), O_RDONLY));
   });
 }
 

@@ -89,7 +89,8 @@ void expect_parity(const std::string& plain_root, const std::string& mount_root,
   }
 }
 
-void run_as(Recorder& r, uid_t uid, gid_t gid, const Scenario& s) {
+void run_as(Recorder& r, uid_t uid, gid_t gid, const Scenario& s,
+            const std::vector<gid_t>& groups) {
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
   pid_t pid = fork();
@@ -97,7 +98,8 @@ void run_as(Recorder& r, uid_t uid, gid_t gid, const Scenario& s) {
   if (pid == 0) {
     close(pipefd[0]);
     Recorder child(r.root());
-    if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(3);
+    if (setgroups(groups.size(), groups.data()) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+      _exit(3);
     s(child);
     std::string out;
     for (auto& l : child.lines) out += l + '\n';

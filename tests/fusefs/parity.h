@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <functional>
 #include <string>
@@ -25,6 +26,10 @@ class Recorder {
   long rc(const std::string& what, long r, bool value = false);
   // Same, but an fd: only success or errno is recorded; the fd is returned.
   int fd(const std::string& what, int r) { return static_cast<int>(rc(what, r)); }
+  // An open whose fd is not needed: records the result and closes the fd.
+  void open_probe(const std::string& what, int r) {
+    if (rc(what, r) >= 0) ::close(r);
+  }
   // lstat fields that a passthrough must preserve (no inode numbers, no times).
   void stat(const std::string& what, const std::string& rel);
   void stat_fd(const std::string& what, int fd);
@@ -47,7 +52,8 @@ void expect_parity(const std::string& plain_root, const std::string& mount_root,
 
 // Runs `s` in a forked child with uid/gid `id` and no supplementary groups; the child's
 // records are appended to `r`.
-void run_as(Recorder& r, uid_t uid, gid_t gid, const Scenario& s);
+void run_as(Recorder& r, uid_t uid, gid_t gid, const Scenario& s,
+            const std::vector<gid_t>& groups = {});
 
 std::string errno_name(int e);
 std::string read_file(const std::string& path);
