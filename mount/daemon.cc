@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +15,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "engine/log.h"
 #include "engine/unique_fd.h"
 #include "mount/error.h"
 #include "mount/logging.h"
@@ -48,6 +48,32 @@ std::string describe_wait_status(int status) {
   return fmt::format("wait status {}", status);
 }
 
+// What was written to the pipe behind `fd` (non-blocking), as its non-empty lines joined
+// with "; ".
+std::string stderr_lines(int fd) {
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  std::string lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.empty()) continue;
+    if (!lines.empty()) lines += "; ";
+    lines += line;
+  }
+  return lines;
+}
+
 [[noreturn]] void daemon_main(const Settings& settings, const ServeFn& serve,
                               spdlog::sink_ptr file_sink, UniqueFd report) {
   auto fail = [&report](std::string_view message) {
@@ -70,24 +96,38 @@ std::string describe_wait_status(int status) {
   std::vector<spdlog::sink_ptr> sinks{file_sink ? file_sink : make_syslog_sink(), startup_errors};
   install_default_logger(sinks, settings.log_level);
 
+  // stdin and stdout go to /dev/null now. stderr goes to a pipe until the mount is live:
+  // helpers that libfuse runs (fusermount3) explain their failures only there, and the
+  // parent should show that explanation. Both ends are non-blocking, so a chatty helper
+  // can never stall on a full pipe.
   UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!null || ::dup2(null.get(), STDIN_FILENO) < 0 || ::dup2(null.get(), STDOUT_FILENO) < 0 ||
-      ::dup2(null.get(), STDERR_FILENO) < 0) {
-    fail(fmt::format("daemon cannot redirect its stdio to /dev/null: {}", std::strerror(errno)));
+  int err_fds[2] = {-1, -1};
+  if (!null || ::pipe2(err_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    fail(fmt::format("daemon cannot set up its stdio: {}", std::strerror(errno)));
     ::_exit(1);
   }
+  UniqueFd stderr_read(err_fds[0]);
+  UniqueFd stderr_write(err_fds[1]);
+  if (::dup2(null.get(), STDIN_FILENO) < 0 || ::dup2(null.get(), STDOUT_FILENO) < 0 ||
+      ::dup2(stderr_write.get(), STDERR_FILENO) < 0) {
+    fail(fmt::format("daemon cannot redirect its stdio: {}", std::strerror(errno)));
+    ::_exit(1);
+  }
+  stderr_write.reset();
 
-  bool ready = false;
+  std::atomic<bool> ready = false;
   int result = serve(settings.config, [&] {
     ready = true;
     startup_errors->stop();
-    component_logger("mount")->info("mounted {} on {}", settings.config.backing,
-                                    settings.config.mountpoint);
+    ::dup2(null.get(), STDERR_FILENO);
     write_all(report.get(), std::string_view(&kReady, 1));
     report.reset();
   });
   if (!ready) {
-    std::string why = startup_errors->last_error();
+    std::string why = stderr_lines(stderr_read.get());
+    std::string logged = startup_errors->errors();
+    if (!why.empty() && !logged.empty()) why += "; ";
+    why += logged;
     if (why.empty()) {
       why = result == 0
                 ? "the filesystem stopped before the mount was live"
@@ -105,10 +145,7 @@ int run_foreground(const Settings& settings, const ServeFn& serve) {
   std::vector<spdlog::sink_ptr> sinks{make_stderr_sink()};
   if (!settings.log_file.empty()) sinks.push_back(open_log_file(settings.log_file));
   install_default_logger(sinks, settings.log_level);
-  int result = serve(settings.config, [&settings] {
-    component_logger("mount")->info("mounted {} on {}", settings.config.backing,
-                                    settings.config.mountpoint);
-  });
+  int result = serve(settings.config, [] {});
   spdlog::default_logger()->flush();
   return exit_status(result);
 }

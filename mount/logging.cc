@@ -82,9 +82,9 @@ void install_default_logger(const std::vector<spdlog::sink_ptr>& sinks,
   spdlog::set_default_logger(std::move(logger));
 }
 
-std::string StartupErrorSink::last_error() {
+std::string StartupErrorSink::errors() {
   std::lock_guard lock(mutex_);
-  return last_error_;
+  return errors_;
 }
 
 void StartupErrorSink::stop() {
@@ -94,7 +94,10 @@ void StartupErrorSink::stop() {
 
 void StartupErrorSink::sink_it_(const spdlog::details::log_msg& msg) {
   if (stopped_) return;
-  last_error_.assign(msg.payload.begin(), msg.payload.end());
+  // A failure is often logged twice, cause then consequence ("libfuse: ...", "cannot mount
+  // ..."); the parent shows both.
+  if (!errors_.empty()) errors_ += "; ";
+  errors_.append(msg.payload.begin(), msg.payload.end());
 }
 
 }  // namespace fsysfs::mount

@@ -26,12 +26,12 @@ spdlog::sink_ptr make_syslog_sink();
 void install_default_logger(const std::vector<spdlog::sink_ptr>& sinks,
                             spdlog::level::level_enum level);
 
-// Remembers the last error-level message until stop(), so that a daemon that fails before
-// its mount is live can tell the waiting parent why. Thread-safe.
+// Collects the error-level messages logged until stop(), so that a daemon that fails
+// before its mount is live can tell the waiting parent why. Thread-safe.
 class StartupErrorSink : public spdlog::sinks::base_sink<std::mutex> {
  public:
   StartupErrorSink() { set_level(spdlog::level::err); }
-  std::string last_error();
+  std::string errors();  // joined with "; "
   void stop();
 
  protected:
@@ -40,7 +40,7 @@ class StartupErrorSink : public spdlog::sinks::base_sink<std::mutex> {
 
  private:
   bool stopped_ = false;  // guarded by base_sink::mutex_
-  std::string last_error_;
+  std::string errors_;    // guarded by base_sink::mutex_
 };
 
 }  // namespace fsysfs::mount

@@ -1,0 +1,418 @@
+// Runs the real fsysfs binary: every bad invocation fails with one line naming the problem
+// and leaves nothing mounted; good invocations mount before the command returns; the
+// daemon goes away cleanly on unmount and on SIGTERM/SIGINT; fstab mounts work through
+// mount(8) and mount.fuse3.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "engine/unique_fd.h"
+#include "mount/options.h"
+#include "mount/paths.h"
+#include "temp_dir.h"
+
+namespace fsysfs::mount {
+namespace {
+
+using testing::read_file;
+using testing::TempDir;
+
+constexpr const char* kBinary = FSYSFS_BINARY;
+constexpr auto kTimeout = std::chrono::seconds(20);
+
+struct Result {
+  int status = -1;  // exit code, or 128 + signal
+  std::string out;
+  std::string err;
+};
+
+struct RunOptions {
+  std::optional<uid_t> uid;  // run as this uid (and gid) instead of ours
+  std::string cwd;
+};
+
+// Runs argv (argv[0] looked up on PATH) to completion with stdout and stderr captured in
+// files, so that a daemon that inherits them for a moment cannot hold the test up.
+Result run(const std::vector<std::string>& argv, const RunOptions& options = {}) {
+  TempDir io;
+  std::string out_path = io / "out";
+  std::string err_path = io / "err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0 || err < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(120);
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(121);
+    if (options.uid && (::setgroups(0, nullptr) != 0 ||
+                        ::setresgid(*options.uid, *options.uid, *options.uid) != 0 ||
+                        ::setresuid(*options.uid, *options.uid, *options.uid) != 0)) {
+      ::_exit(122);
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  Result r;
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  return r;
+}
+
+// The fstype mounted at `path` in our mount namespace, or "".
+std::string mounted_type(const std::string& path) {
+  std::string type;
+  for (const auto& e : parse_mountinfo(read_file("/proc/self/mountinfo"))) {
+    if (e.mountpoint == path) type = e.fstype;  // the last one is on top
+  }
+  return type;
+}
+
+std::string super_options(const std::string& path) {
+  std::string text = read_file("/proc/self/mountinfo");
+  std::string needle = " " + path + " ";
+  size_t at = text.find(needle);
+  if (at == std::string::npos) return "";
+  size_t eol = text.find('\n', at);
+  std::string line = text.substr(at, eol - at);
+  return line.substr(line.rfind(' ') + 1);
+}
+
+template <class Pred>
+bool wait_until(Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+std::vector<std::string> cmdline_of(const std::string& pid) {
+  std::string raw = read_file("/proc/" + pid + "/cmdline");
+  std::vector<std::string> args;
+  size_t pos = 0;
+  while (pos < raw.size()) {
+    size_t nul = raw.find('\0', pos);
+    if (nul == std::string::npos) nul = raw.size();
+    args.push_back(raw.substr(pos, nul - pos));
+    pos = nul + 1;
+  }
+  return args;
+}
+
+// The fsysfs daemon serving `mountpoint`: a process whose program is fsysfs and one of
+// whose arguments is `mountpoint` (unique per test: it lives in a fresh temp dir).
+std::optional<pid_t> find_daemon(const std::string& mountpoint) {
+  struct CloseDir {
+    void operator()(DIR* d) const { ::closedir(d); }
+  };
+  std::unique_ptr<DIR, CloseDir> proc(::opendir("/proc"));
+  while (dirent* d = ::readdir(proc.get())) {
+    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+    auto args = cmdline_of(d->d_name);
+    if (args.empty() || !args[0].ends_with("fsysfs")) continue;
+    for (const auto& a : args) {
+      if (a == mountpoint) return static_cast<pid_t>(std::stol(d->d_name));
+    }
+  }
+  return std::nullopt;
+}
+
+// Waits for a process that is not our child to exit.
+bool wait_for_exit(const UniqueFd& pidfd) {
+  pollfd p{pidfd.get(), POLLIN, 0};
+  int ms = static_cast<int>(std::chrono::milliseconds(kTimeout).count());
+  return ::poll(&p, 1, ms) == 1;
+}
+
+UniqueFd open_pidfd(pid_t pid) {
+  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no usable /dev/fuse";
+    ASSERT_EQ(::chmod(t_.path().c_str(), 0755), 0);
+    backing_ = t_.mkdir("backing");
+    mnt_ = t_.mkdir("mnt");
+    t_.write("backing/hello", "world");
+  }
+  void TearDown() override {
+    // Never leave a mount behind, whatever failed.
+    for (const auto& m : {mnt_, t_ / "mnt2"}) {
+      if (!m.empty() && !mounted_type(m).empty()) run({"umount", "-l", m});
+    }
+  }
+
+  // Runs fsysfs and expects it to fail with exactly one line starting "fsysfs: " and
+  // containing `expected`, with nothing mounted on mnt_.
+  void expect_refused(const std::vector<std::string>& args, const std::string& expected,
+                      const RunOptions& options = {}) {
+    std::vector<std::string> argv{kBinary};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Result r = run(argv, options);
+    std::string shown;
+    for (const auto& a : args) shown += " " + a;
+    SCOPED_TRACE("fsysfs" + shown);
+    EXPECT_NE(r.status, 0);
+    EXPECT_TRUE(r.err.starts_with("fsysfs: ")) << r.err;
+    EXPECT_TRUE(r.err.ends_with("\n")) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(mounted_type(mnt_), "");
+  }
+
+  // Mounts backing_ on mnt_ as a daemon and returns a pidfd of the daemon.
+  UniqueFd mount_daemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{kBinary, backing_, mnt_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Result r = run(argv);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    // Live the moment the command returned: no waiting here.
+    EXPECT_EQ(read_file(mnt_ + "/hello"), "world");
+    EXPECT_EQ(mounted_type(mnt_), "fuse.fsysfs");
+    auto pid = find_daemon(mnt_);
+    EXPECT_TRUE(pid.has_value());
+    return pid ? open_pidfd(*pid) : UniqueFd();
+  }
+
+  TempDir t_;
+  std::string backing_;
+  std::string mnt_;
+};
+
+TEST_F(CliTest, BadArguments_OneLineAndNothingMounted) {
+  expect_refused({}, "missing BACKING and MOUNTPOINT");
+  expect_refused({backing_}, "missing MOUNTPOINT");
+  expect_refused({backing_, mnt_, t_ / "third"},
+                 "too many arguments: unexpected '" + (t_ / "third") + "'");
+  expect_refused({"-x", backing_, mnt_}, "unknown argument '-x'");
+  expect_refused({backing_, mnt_, "-o"}, "option -o needs an argument");
+}
+
+TEST_F(CliTest, BadOptions_OneLineAndNothingMounted) {
+  expect_refused({backing_, mnt_, "-o", "queue_depth=abc"},
+                 "bad value 'abc' for option queue_depth (expected a positive integer)");
+  expect_refused({"-o", "allow_other", backing_, mnt_, "-o", "frobnicate"},
+                 "unknown mount option 'frobnicate'");
+  expect_refused({backing_, mnt_, "-o", "rw,ro"}, "mount option 'ro' refused");
+  expect_refused({backing_, mnt_, "-o", "log_file=" + (t_ / "no/such/dir/log")},
+                 "cannot open log file");
+}
+
+TEST_F(CliTest, BadPaths_OneLineAndNothingMounted) {
+  std::string file = t_.write("file", "x");
+  std::string inner = t_.mkdir("backing/inner");
+  expect_refused({t_ / "missing", mnt_},
+                 "backing directory '" + (t_ / "missing") + "' does not exist");
+  expect_refused({file, mnt_}, "backing '" + file + "' is not a directory");
+  expect_refused({backing_, t_ / "missing"},
+                 "mount point '" + (t_ / "missing") + "' does not exist");
+  expect_refused({backing_, file}, "mount point '" + file + "' is not a directory");
+  expect_refused({backing_, backing_}, "the same directory");
+  expect_refused({backing_, inner}, "mount point '" + inner + "' is inside the backing");
+  expect_refused({t_.path(), mnt_}, "inside the backing");  // mnt_ is below t_
+  expect_refused({inner, t_.path()}, "is inside the mount point");
+  EXPECT_EQ(mounted_type(inner), "");
+  EXPECT_EQ(mounted_type(t_.path()), "");
+}
+
+TEST_F(CliTest, UnreadableBacking_IsRefusedForTheInvokingUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as another user";
+  ASSERT_EQ(::chmod(backing_.c_str(), 0700), 0);
+  expect_refused({backing_, mnt_}, "backing directory '" + backing_ + "' is not readable",
+                 RunOptions{.uid = 65534, .cwd = {}});
+}
+
+TEST_F(CliTest, NoFuseDevice_OneLineAndNothingMounted) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a private mount namespace";
+  if (run({"unshare", "--mount", "true"}).status != 0) {
+    GTEST_SKIP() << "cannot create a mount namespace here";
+  }
+  // An empty /dev in a private mount namespace: no /dev/fuse.
+  Result r = run({"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  "mount -t tmpfs none /dev && exec \"$0\" \"$@\"", kBinary, backing_, mnt_});
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err,
+            "fsysfs: cannot open /dev/fuse: No such file or directory (is the fuse "
+            "module loaded?)\n");
+  EXPECT_EQ(mounted_type(mnt_), "");
+}
+
+TEST_F(CliTest, HelpAndVersion) {
+  Result help = run({kBinary, "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_EQ(help.err, "");
+  for (const auto& spec : option_table()) {
+    EXPECT_NE(help.out.find(std::string(spec.key)), std::string::npos) << spec.key;
+  }
+  EXPECT_EQ(run({kBinary, "-h"}).out, help.out);
+
+  Result version = run({kBinary, "--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_TRUE(version.out.starts_with("fsysfs ")) << version.out;
+  EXPECT_EQ(run({kBinary, "-V"}).out, version.out);
+}
+
+TEST_F(CliTest, DaemonMount_LiveOnReturn_FusermountUnmountsAndDaemonExits) {
+  UniqueFd daemon = mount_daemon();
+  ASSERT_TRUE(daemon);
+  // Writes go through the mount to the backing directory.
+  { std::ofstream(mnt_ + "/new") << "data"; }
+  EXPECT_EQ(read_file(backing_ + "/new"), "data");
+
+  Result r = run({"fusermount3", "-u", mnt_});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(wait_for_exit(daemon)) << "daemon still running after unmount";
+  EXPECT_EQ(mounted_type(mnt_), "");
+}
+
+TEST_F(CliTest, DaemonMount_Umount8Unmounts) {
+  UniqueFd daemon = mount_daemon({"-o", "log_file=" + (t_ / "daemon.log")});
+  ASSERT_TRUE(daemon);
+  Result r = run({"umount", mnt_});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(wait_for_exit(daemon));
+  EXPECT_EQ(mounted_type(mnt_), "");
+}
+
+TEST_F(CliTest, LogFile_RelativeToWhereFsysfsStarted) {
+  Result r = run({kBinary, "-o", "log_file=daemon.log,log_level=debug", backing_, mnt_},
+                 RunOptions{.uid = std::nullopt, .cwd = t_.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto pid = find_daemon(mnt_);
+  ASSERT_TRUE(pid);
+  UniqueFd daemon = open_pidfd(*pid);
+  EXPECT_NE(read_file(t_ / "daemon.log").find("mounted " + backing_ + " on " + mnt_),
+            std::string::npos);
+  ASSERT_EQ(run({"fusermount3", "-u", mnt_}).status, 0);
+  EXPECT_TRUE(wait_for_exit(daemon));
+}
+
+// mount.fuse3 runs `fsysfs BACKING MNT -o <fstab options>,dev,suid`.
+TEST_F(CliTest, MountFuse3StyleArguments_AllowOtherImpliesDefaultPermissions) {
+  UniqueFd daemon = mount_daemon({"-o", "rw,noatime,allow_other,dev,suid"});
+  ASSERT_TRUE(daemon);
+  std::string opts = super_options(mnt_);
+  EXPECT_NE(opts.find("allow_other"), std::string::npos) << opts;
+  EXPECT_NE(opts.find("default_permissions"), std::string::npos) << opts;
+  ASSERT_EQ(run({"fusermount3", "-u", mnt_}).status, 0);
+  EXPECT_TRUE(wait_for_exit(daemon));
+}
+
+TEST_F(CliTest, AlreadyMounted_IsRefused) {
+  UniqueFd daemon = mount_daemon();
+  ASSERT_TRUE(daemon);
+  std::string other = t_.mkdir("other");
+  Result r = run({kBinary, other, mnt_});
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err, "fsysfs: '" + mnt_ + "' is already an fsysfs mount\n");
+  EXPECT_EQ(read_file(mnt_ + "/hello"), "world");  // still the first mount
+  ASSERT_EQ(run({"fusermount3", "-u", mnt_}).status, 0);
+  EXPECT_TRUE(wait_for_exit(daemon));
+}
+
+// A failure inside the daemon reaches the command's stderr: fusermount3 refuses
+// allow_other to a user when /etc/fuse.conf lacks user_allow_other.
+TEST_F(CliTest, DaemonStartupFailure_ReportedByTheCommand) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as another user";
+  if (read_file("/etc/fuse.conf").find("\nuser_allow_other") != std::string::npos) {
+    GTEST_SKIP() << "user_allow_other is set in /etc/fuse.conf";
+  }
+  ASSERT_EQ(::chown(mnt_.c_str(), 65534, 65534), 0);
+  expect_refused({backing_, mnt_, "-o", "allow_other"}, "user_allow_other",
+                 RunOptions{.uid = 65534, .cwd = {}});
+}
+
+void expect_signal_unmounts(const std::string& backing, const std::string& mnt, int sig) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 2);
+    ::execl(kBinary, kBinary, "-f", backing.c_str(), mnt.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ASSERT_TRUE(wait_until([&] { return mounted_type(mnt) == "fuse.fsysfs"; }))
+      << "fsysfs -f did not mount";
+  EXPECT_EQ(read_file(mnt + "/hello"), "world");
+  ASSERT_EQ(::kill(pid, sig), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(mounted_type(mnt), "");
+}
+
+TEST_F(CliTest, Foreground_SigtermUnmountsCleanly) {
+  expect_signal_unmounts(backing_, mnt_, SIGTERM);
+}
+
+TEST_F(CliTest, Foreground_SigintUnmountsCleanly) {
+  expect_signal_unmounts(backing_, mnt_, SIGINT);
+}
+
+// mount(8) runs /sbin/mount.fuse3 for type fuse.fsysfs, which runs "fsysfs" through
+// /bin/sh with PATH removed from the environment, so sh's default PATH applies
+// (/usr/local/sbin first). A private mount namespace puts our binary there without
+// touching the machine.
+TEST_F(CliTest, Fstab_MountAndUmountThroughMount8) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for mount(8)";
+  if (run({"unshare", "--mount", "true"}).status != 0) {
+    GTEST_SKIP() << "cannot create a mount namespace here";
+  }
+  if (::access("/sbin/mount.fuse3", X_OK) != 0) GTEST_SKIP() << "no /sbin/mount.fuse3";
+  std::string bin = t_.mkdir("bin");
+  std::filesystem::create_symlink(kBinary, bin + "/fsysfs");
+  std::string mnt2 = t_.mkdir("mnt2");
+  std::string fstab = t_.write(
+      "fstab", backing_ + " " + mnt_ + " fuse.fsysfs allow_other,noatime,_netdev,nofail 0 0\n" +
+                   backing_ + " " + mnt2 + " fuse.fsysfs defaults 0 0\n");
+  std::string script =
+      "set -e\n"
+      "mount --bind \"$BIN\" /usr/local/sbin\n"
+      "mount -T \"$FSTAB\" \"$MNT\"\n"
+      "test \"$(cat \"$MNT/hello\")\" = world\n"  // live when mount(8) returned
+      "grep -q \" $MNT .* - fuse.fsysfs $BACKING .*allow_other\" /proc/self/mountinfo\n"
+      "mount -T \"$FSTAB\" \"$MNT2\"\n"
+      "test \"$(cat \"$MNT2/hello\")\" = world\n"
+      "mount -t fuse.fsysfs -o rw \"$BACKING\" \"$MNT2\" 2>\"$ERR\" && exit 10\n"
+      "grep -q 'already an fsysfs mount' \"$ERR\"\n"
+      "umount \"$MNT\"\n"
+      "umount \"$MNT2\"\n"
+      "! grep -q \" $MNT \" /proc/self/mountinfo\n"
+      "! grep -q \" $MNT2 \" /proc/self/mountinfo\n"
+      "echo ok\n";
+  std::string script_path = t_.write("fstab_test.sh", script);
+  Result r = run({"env", "BIN=" + bin, "FSTAB=" + fstab, "MNT=" + mnt_, "MNT2=" + mnt2,
+                  "BACKING=" + backing_, "ERR=" + (t_ / "err"), "unshare", "--mount",
+                  "--propagation", "private", "sh", script_path});
+  EXPECT_EQ(r.status, 0) << r.err << read_file(t_ / "err");
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_EQ(mounted_type(mnt_), "");  // it was never visible outside the namespace
+}
+
+}  // namespace
+}  // namespace fsysfs::mount

@@ -61,13 +61,17 @@ TEST(RunDaemon, ReturnsOnceReady_FromADetachedDaemon) {
           log->error("not a child of the caller");
         } else if (::getcwd(cwd, sizeof cwd) == nullptr || std::string(cwd) != "/") {
           log->error("cwd is not /");
-        } else if (::fstat(STDERR_FILENO, &out) != 0 || ::stat("/dev/null", &null) != 0 ||
-                   out.st_rdev != null.st_rdev) {
-          log->error("stderr is not /dev/null");
+        } else if (::fstat(STDOUT_FILENO, &out) != 0 || ::stat("/dev/null", &null) != 0 ||
+                   out.st_rdev != null.st_rdev || !S_ISCHR(out.st_mode)) {
+          log->error("stdout is not /dev/null");
         } else if (config.mountpoint != "/mnt/point") {
           log->error("wrong config");
         } else {
           on_ready();
+          if (::fstat(STDERR_FILENO, &out) != 0 || out.st_rdev != null.st_rdev ||
+              !S_ISCHR(out.st_mode)) {
+            log->warn("stderr is not /dev/null once ready");
+          }
           log->info("serving");
           return 0;
         }
@@ -76,9 +80,8 @@ TEST(RunDaemon, ReturnsOnceReady_FromADetachedDaemon) {
   ASSERT_GT(pid, 0);
   EXPECT_EQ(wait_exit(pid), 0);
   std::string log = testing::read_file(t / "log");
-  EXPECT_NE(log.find("[mount] [info] mounted /srv/backing on /mnt/point"), std::string::npos)
-      << log;
   EXPECT_NE(log.find("[fusefs] [info] serving"), std::string::npos) << log;
+  EXPECT_EQ(log.find("[warn]"), std::string::npos) << log;
 }
 
 TEST(RunDaemon, ErrorLoggedBeforeReady_IsTheParentsError) {
@@ -92,7 +95,28 @@ TEST(RunDaemon, ErrorLoggedBeforeReady_IsTheParentsError) {
                            return 1;
                          }),
             "fuse_session_mount failed: boom");
+  EXPECT_EQ(daemon_error(s,
+                         [](const fusefs::Config&, const std::function<void()>&) {
+                           component_logger("fusefs")->error("libfuse: bad mount point");
+                           component_logger("fusefs")->error("cannot mount");
+                           return 1;
+                         }),
+            "libfuse: bad mount point; cannot mount");
   EXPECT_NE(testing::read_file(t / "log").find("boom"), std::string::npos);
+}
+
+// fusermount3 reports why it refused a mount on stderr only.
+TEST(RunDaemon, HelperStderrBeforeReady_IsPartOfTheParentsError) {
+  TempDir t;
+  Settings s = settings_with_log(t);
+  EXPECT_EQ(daemon_error(s,
+                         [](const fusefs::Config&, const std::function<void()>&) {
+                           std::fputs("helper: option x not allowed\n\n", stderr);
+                           std::fflush(stderr);
+                           component_logger("fusefs")->error("cannot mount");
+                           return 1;
+                         }),
+            "helper: option x not allowed; cannot mount");
 }
 
 TEST(RunDaemon, ErrorReachesTheParent_EvenWithLoggingOff) {
@@ -154,16 +178,17 @@ TEST(RunDaemon, UnopenableLogFile_FailsBeforeForking) {
   EXPECT_FALSE(served);
 }
 
-TEST(RunForeground, ReturnsServesStatus_AndLogsTheMount) {
+TEST(RunForeground, ReturnsServesStatus_AndLogsToTheLogFile) {
   TempDir t;
   Settings s = settings_with_log(t);
   EXPECT_EQ(run_foreground(s,
                            [](const fusefs::Config&, const std::function<void()>& on_ready) {
                              on_ready();
+                             component_logger("fusefs")->info("serving in the foreground");
                              return 0;
                            }),
             0);
-  EXPECT_NE(testing::read_file(t / "log").find("mounted /srv/backing on /mnt/point"),
+  EXPECT_NE(testing::read_file(t / "log").find("[fusefs] [info] serving in the foreground"),
             std::string::npos);
   EXPECT_EQ(
       run_foreground(s, [](const fusefs::Config&, const std::function<void()>&) { return -22; }),
