@@ -60,6 +60,10 @@ Settings settings_from(const CommandLine& command_line) {
   for (const auto& options : command_line.mount_options) apply_mount_options(settings, options);
   finish_settings(settings);
   settings.config.debug = command_line.debug;
+  // libfuse's request trace arrives through the log at debug level.
+  if (command_line.debug && settings.log_level > spdlog::level::debug) {
+    settings.log_level = spdlog::level::debug;
+  }
   return settings;
 }
 

@@ -347,6 +347,47 @@ TEST_F(CliTest, DaemonStartupFailure_ReportedByTheCommand) {
                  RunOptions{.uid = 65534, .cwd = {}});
 }
 
+// An ordinary user mounts through the setuid fusermount3, as with any FUSE filesystem.
+TEST_F(CliTest, NonRootUser_MountsAndUnmountsThroughFusermount3) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as another user";
+  ASSERT_EQ(::chown(mnt_.c_str(), 65534, 65534), 0);
+  const RunOptions nobody{.uid = 65534, .cwd = {}};
+  Result r = run({kBinary, backing_, mnt_}, nobody);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(mounted_type(mnt_), "fuse.fsysfs");
+  EXPECT_EQ(run({"cat", mnt_ + "/hello"}, nobody).out, "world");
+  auto pid = find_daemon(mnt_);
+  ASSERT_TRUE(pid);
+  UniqueFd daemon = open_pidfd(*pid);
+  r = run({"fusermount3", "-u", mnt_}, nobody);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(wait_for_exit(daemon));
+  EXPECT_EQ(mounted_type(mnt_), "");
+}
+
+// A killed daemon leaves a mount that answers ENOTCONN; the message says what to do.
+TEST_F(CliTest, DeadMountOnMountpoint_IsNamedWithTheCure) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 2);
+    ::execl(kBinary, kBinary, "-f", backing_.c_str(), mnt_.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ASSERT_TRUE(wait_until([&] { return mounted_type(mnt_) == "fuse.fsysfs"; }));
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
+  ASSERT_EQ(mounted_type(mnt_), "fuse.fsysfs");  // still there, with nobody serving it
+
+  Result r = run({kBinary, backing_, mnt_});
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err, "fsysfs: mount point '" + mnt_ +
+                       "' is a FUSE mount whose daemon has gone (run fusermount3 -u " + mnt_ +
+                       ")\n");
+  EXPECT_EQ(run({"fusermount3", "-u", mnt_}).status, 0);
+  EXPECT_EQ(mounted_type(mnt_), "");
+}
+
 void expect_signal_unmounts(const std::string& backing, const std::string& mnt, int sig) {
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -372,6 +413,26 @@ TEST_F(CliTest, Foreground_SigtermUnmountsCleanly) {
 
 TEST_F(CliTest, Foreground_SigintUnmountsCleanly) {
   expect_signal_unmounts(backing_, mnt_, SIGINT);
+}
+
+TEST_F(CliTest, Debug_TracesFuseRequestsOnStderrInTheForeground) {
+  std::string err_path = t_ / "stderr";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(err, 2);
+    ::execl(kBinary, kBinary, "-d", backing_.c_str(), mnt_.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ASSERT_TRUE(wait_until([&] { return mounted_type(mnt_) == "fuse.fsysfs"; }));
+  EXPECT_EQ(read_file(mnt_ + "/hello"), "world");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::string err = read_file(err_path);
+  EXPECT_NE(err.find("opcode: LOOKUP"), std::string::npos) << err;
+  EXPECT_NE(err.find("opcode: READ"), std::string::npos) << err;
 }
 
 // mount(8) runs /sbin/mount.fuse3 for type fuse.fsysfs, which runs "fsysfs" through

@@ -62,6 +62,11 @@ TEST(CommandLine, ForegroundAndDebug) {
   EXPECT_TRUE(d.foreground);
   EXPECT_TRUE(d.debug);
   EXPECT_TRUE(settings_from(d).config.debug);
+  // The FUSE request trace is logged at debug level; -d must not hide it.
+  EXPECT_EQ(settings_from(d).log_level, spdlog::level::debug);
+  EXPECT_EQ(settings_from(parse({"-d", "-o", "log_level=trace", "/b", "/m"})).log_level,
+            spdlog::level::trace);
+  EXPECT_EQ(settings_from(f).log_level, spdlog::level::info);
 }
 
 TEST(CommandLine, WrongNumberOfArguments_IsAnError) {
