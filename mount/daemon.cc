@@ -76,9 +76,16 @@ std::string stderr_lines(int fd) {
 
 [[noreturn]] void daemon_main(const Settings& settings, const ServeFn& serve,
                               spdlog::sink_ptr file_sink, UniqueFd report) {
+  // The parent prints the message as one line.
   auto fail = [&report](std::string_view message) {
     std::string out(1, kFailed);
-    out += message;
+    for (char c : message) {
+      if (c == '\n') {
+        out += "; ";
+      } else {
+        out += c;
+      }
+    }
     write_all(report.get(), out);
     report.reset();
   };
@@ -120,6 +127,7 @@ std::string stderr_lines(int fd) {
     ready = true;
     startup_errors->stop();
     ::dup2(null.get(), STDERR_FILENO);
+    stderr_read.reset();
     write_all(report.get(), std::string_view(&kReady, 1));
     report.reset();
   });

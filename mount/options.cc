@@ -1,8 +1,8 @@
 #include "mount/options.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include <fmt/format.h>

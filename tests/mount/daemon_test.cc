@@ -105,6 +105,17 @@ TEST(RunDaemon, ErrorLoggedBeforeReady_IsTheParentsError) {
   EXPECT_NE(testing::read_file(t / "log").find("boom"), std::string::npos);
 }
 
+TEST(RunDaemon, MultiLineError_ReachesTheParentAsOneLine) {
+  TempDir t;
+  Settings s = settings_with_log(t);
+  EXPECT_EQ(daemon_error(s,
+                         [](const fusefs::Config&, const std::function<void()>&) {
+                           component_logger("fusefs")->error("line one\nline two");
+                           return 1;
+                         }),
+            "line one; line two");
+}
+
 // fusermount3 reports why it refused a mount on stderr only.
 TEST(RunDaemon, HelperStderrBeforeReady_IsPartOfTheParentsError) {
   TempDir t;
