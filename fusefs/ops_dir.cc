@@ -63,6 +63,7 @@ int do_readdir(Filesystem& fs, Inode& dir_inode, DirHandle& dh, off_t off, bool 
         }
         if (rc < 0) {
           err = -rc;
+          dh.pending = d;  // retried by the next call
           break;
         }
         counted = true;

@@ -108,7 +108,15 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     return 1;
   }
   log->info("mounted {} on {}", config.backing, config.mountpoint);
-  if (on_ready) on_ready();
+  try {
+    if (on_ready) on_ready();
+  } catch (const std::exception& e) {
+    log->error("start-up hook failed: {}; unmounting", e.what());
+    fs->shutdown();
+    fuse_session_unmount(se.get());
+    fuse_remove_signal_handlers(se.get());
+    return 1;
+  }
 
   fuse_loop_config* loop = fuse_loop_cfg_create();
   if (loop == nullptr) {

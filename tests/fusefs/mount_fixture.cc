@@ -87,6 +87,8 @@ std::string daemon_binary() {
 #endif
 }
 
+std::string serve_helper_binary() { return FSYSFS_SERVE_HELPER; }
+
 bool is_mounted(const std::string& path, const std::string& fstype) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;

@@ -17,6 +17,8 @@ namespace fsysfs::test {
 // The daemon binary: $FSYSFS_TEST_BINARY, else the real `fsysfs` when built, else the
 // test helper that calls fusefs::serve.
 std::string daemon_binary();
+// The test helper that calls fusefs::serve directly (tests/fusefs/serve_helper.cc).
+std::string serve_helper_binary();
 
 class MountFixture : public ::testing::Test {
  protected:

@@ -52,16 +52,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s -f [-o opts] BACKING MNT\n", argv[0]);
     return 2;
   }
-  char* backing = realpath(positional[0].c_str(), nullptr);
-  char* mnt = realpath(positional[1].c_str(), nullptr);
-  if (backing == nullptr || mnt == nullptr) {
-    std::perror("realpath");
-    return 2;
-  }
-  config.backing = backing;
-  config.mountpoint = mnt;
-  std::free(backing);
-  std::free(mnt);
+  // Paths that do not resolve are passed on as given, so tests can reach serve()'s own
+  // refusal paths.
+  auto canonical = [](const std::string& p) {
+    char* r = realpath(p.c_str(), nullptr);
+    if (r == nullptr) return p;
+    std::string out = r;
+    std::free(r);
+    return out;
+  };
+  config.backing = canonical(positional[0]);
+  config.mountpoint = canonical(positional[1]);
   spdlog::set_level(config.debug ? spdlog::level::debug : spdlog::level::info);
   return fsysfs::fusefs::serve(config, [] {});
 }
