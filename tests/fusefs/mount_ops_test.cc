@@ -84,6 +84,24 @@ TEST_F(MountOps, UnprivilegedCallerCreatesAsItselfAndIsRefused_Parity) {
   });
 }
 
+TEST_F(MountOps, WriteByNonOwnerClearsSuidSgid_Parity) {
+  parity([](Recorder& r) {
+    write_file(r.p("s"), "suid");
+    ::chmod(r.p("s").c_str(), 06777);
+    r.stat("before", "s");
+    run_as(r, kNobody, kNogroup, [](Recorder& c) {
+      int fd = c.fd("open", ::open(c.p("s").c_str(), O_WRONLY));
+      c.rc("write", ::write(fd, "x", 1), true);
+      ::close(fd);
+    });
+    r.stat("after write by non-owner", "s");
+    ::chmod(r.p("s").c_str(), 06777);
+    run_as(r, kNobody, kNogroup,
+           [](Recorder& c) { c.rc("truncate", ::truncate(c.p("s").c_str(), 1)); });
+    r.stat("after truncate by non-owner", "s");
+  });
+}
+
 TEST_F(MountOps, HardLinksShareOneInode_Parity) {
   parity([](Recorder& r) {
     write_file(r.p("a"), "shared");
