@@ -60,6 +60,8 @@ int64_t SyncBackend::execute(Op& op) noexcept {
       while (op.done < op.len) {
         ssize_t n =
             ::pwrite(fd, op.data + op.done, op.len - op.done, static_cast<off_t>(op.off + op.done));
+        // Streams (pipes, sockets) have no offset; io_uring ignores it there too.
+        if (n < 0 && errno == ESPIPE) n = ::write(fd, op.data + op.done, op.len - op.done);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
           int64_t err = n < 0 ? -errno : -EIO;

@@ -133,8 +133,10 @@ void UringBackend::loop() noexcept {
     // Announce the wait before the last look at the queue: a submitter that pushes after
     // that look sees owner_waiting_ and signals the eventfd, completing the armed READ.
     owner_waiting_.store(true);
-    unsigned want = queue_.empty() && !stopping_.load() ? 1 : 0;
-    int r = io_uring_submit_and_wait(&ring_, want);
+    // With work queued meanwhile, do not sleep; still enter with GETEVENTS so deferred
+    // completions (DEFER_TASKRUN) are posted and a busy submitter cannot starve them.
+    int r = queue_.empty() ? io_uring_submit_and_wait(&ring_, 1)
+                           : io_uring_submit_and_get_events(&ring_);
     owner_waiting_.store(false, std::memory_order_relaxed);
     if (r > 0) {
       engine_.stats_.submits.fetch_add(1, std::memory_order_relaxed);

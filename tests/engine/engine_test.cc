@@ -1,0 +1,457 @@
+// The engine's contract, on both backends, with real files and a real io_uring.
+
+#include "engine/engine.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/engine/temp_dir.h"
+
+namespace fsysfs::engine {
+namespace {
+
+using fsysfs::testing::TempDir;
+
+std::vector<std::byte> pattern(size_t n, uint32_t seed) {
+  std::vector<std::byte> v(n);
+  std::mt19937 rng(seed);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+std::vector<std::byte> slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> v(c.size());
+  std::memcpy(v.data(), c.data(), c.size());
+  return v;
+}
+
+UniqueFd open_file(const std::string& path, int flags = O_RDWR | O_CREAT) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0644));
+  if (!fd) throw std::runtime_error("open " + path + ": " + std::strerror(errno));
+  return fd;
+}
+
+// Counts completions and lets a test wait for all of them.
+class Latch {
+ public:
+  explicit Latch(int n) : left_(n) {}
+  void count_down() {
+    if (left_.fetch_sub(1) == 1) left_.notify_all();
+  }
+  void wait() {
+    for (int n = left_.load(); n != 0; n = left_.load()) left_.wait(n);
+  }
+
+ private:
+  std::atomic<int> left_;
+};
+
+class EngineTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  Options options() const {
+    Options o;
+    o.backend = GetParam();
+    o.nvme_flush = false;
+    return o;
+  }
+  std::unique_ptr<Engine> make(Options o) {
+    try {
+      return std::make_unique<Engine>(o);
+    } catch (const std::runtime_error& e) {
+      // Only the ring can fail to set up; a kernel without io_uring is a missing feature.
+      if (std::strstr(e.what(), "io_uring_setup") != nullptr) return nullptr;
+      throw;
+    }
+  }
+  void SetUp() override {
+    engine_ = make(options());
+    if (!engine_) GTEST_SKIP() << "io_uring unavailable on this kernel";
+  }
+  bool uring() const { return GetParam() == BackendKind::kUring; }
+
+  TempDir dir_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_P(EngineTest, ReportsItsBackend) {
+  EXPECT_STREQ(engine_->backend_name(), uring() ? "io_uring" : "sync");
+  auto s = engine_->stats();
+  EXPECT_EQ(s.backend, engine_->backend_name());
+  EXPECT_FALSE(s.backend_notes.empty());
+  if (uring()) {
+    EXPECT_EQ(s.fixed_files_total, 1024u);
+    EXPECT_NE(s.backend_notes.find("COOP_TASKRUN"), std::string::npos) << s.backend_notes;
+  }
+}
+
+TEST_P(EngineTest, WriteReadSyncRoundTrip) {
+  auto f = engine_->adopt(open_file(dir_ / "a"));
+  auto data = pattern(10000, 1);
+  ASSERT_EQ(engine_->write(*f, data, 100), 10000);
+  ASSERT_EQ(engine_->sync(*f, SyncKind::kData), 0);
+  ASSERT_EQ(engine_->sync(*f, SyncKind::kFull), 0);
+  std::vector<std::byte> back(10000);
+  ASSERT_EQ(engine_->read(*f, back, 100), 10000);
+  EXPECT_EQ(back, data);
+  // Past the end: a short read, as pread gives.
+  EXPECT_EQ(engine_->read(*f, back, 5000), 5100);
+  EXPECT_EQ(engine_->read(*f, back, 1 << 20), 0);
+  auto on_disk = slurp(dir_ / "a");
+  ASSERT_EQ(on_disk.size(), 10100u);
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), on_disk.begin() + 100));
+  auto s = engine_->stats();
+  EXPECT_EQ(s.op(OpKind::kWrite).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kWrite).bytes, 10000u);
+  EXPECT_EQ(s.op(OpKind::kFdatasync).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kFsync).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kRead).count, 3u);
+}
+
+TEST_P(EngineTest, LinkedWriteFsync_DataOnDisk) {
+  auto f = engine_->adopt(open_file(dir_ / "chain"));
+  for (SyncKind k : {SyncKind::kData, SyncKind::kFull}) {
+    auto data = pattern(4096, static_cast<uint32_t>(k));
+    ASSERT_EQ(engine_->write(*f, data, 0, k), 4096);
+    EXPECT_EQ(slurp(dir_ / "chain"), data);
+  }
+  auto s = engine_->stats();
+  EXPECT_EQ(s.op(OpKind::kWriteFdatasync).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kWriteFsync).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kWriteFsync).errors, 0u);
+}
+
+TEST_P(EngineTest, LinkedWriteFsync_FailedWriteFailsTheChain) {
+  { std::ofstream(dir_ / "ro") << "x"; }
+  auto f = engine_->adopt(open_file(dir_ / "ro", O_RDONLY));
+  auto data = pattern(4096, 2);
+  for (SyncKind k : {SyncKind::kData, SyncKind::kFull, SyncKind::kNone})
+    EXPECT_EQ(engine_->write(*f, data, 0, k), -EBADF);
+  EXPECT_EQ(slurp(dir_ / "ro").size(), 1u);
+  EXPECT_EQ(engine_->stats().op(OpKind::kWriteFsync).errors, 1u);
+}
+
+TEST_P(EngineTest, RegisteredBufferWrite) {
+  auto f = engine_->adopt(open_file(dir_ / "fixed"));
+  Buffer b = engine_->acquire_buffer();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % 4096, 0u);
+  auto data = pattern(65536, 3);
+  std::memcpy(b.data(), data.data(), data.size());
+  std::atomic<int64_t> res{1};
+  Latch l(1);
+  engine_->write(*f, std::move(b), data.size(), 0, SyncKind::kData, [&](int64_t r) {
+    res = r;
+    l.count_down();
+  });
+  l.wait();
+  EXPECT_EQ(res.load(), 65536);
+  EXPECT_EQ(slurp(dir_ / "fixed"), data);
+  auto s = engine_->stats();
+  EXPECT_EQ(s.fixed_buffer_writes, 1u);
+  EXPECT_EQ(s.buffers_used, 0u);  // back in the pool once the kernel is done
+}
+
+TEST_P(EngineTest, BufferPoolExhausted_FallsBackToPrivateCopy) {
+  auto f = engine_->adopt(open_file(dir_ / "pool"));
+  std::vector<Buffer> held;
+  for (Buffer b = engine_->acquire_buffer(); b; b = engine_->acquire_buffer())
+    held.push_back(std::move(b));
+  EXPECT_EQ(held.size(), 16u);
+  EXPECT_EQ(engine_->stats().buffers_used, 16u);
+  auto data = pattern(8192, 4);
+  ASSERT_EQ(engine_->write(*f, data, 0, SyncKind::kData), 8192);  // never blocks on the pool
+  EXPECT_EQ(engine_->stats().copied_writes, 1u);
+  EXPECT_EQ(slurp(dir_ / "pool"), data);
+  held.clear();
+  EXPECT_EQ(engine_->stats().buffers_used, 0u);
+}
+
+TEST_P(EngineTest, ConcurrentSubmitters_DisjointAndOverlappingRanges) {
+  constexpr int kThreads = 8, kOps = 200, kBlock = 4096;
+  auto shared = engine_->adopt(open_file(dir_ / "shared"));
+  auto overlap = engine_->adopt(open_file(dir_ / "overlap"));
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto own = engine_->adopt(open_file(dir_ / ("own" + std::to_string(t))));
+      Latch l(3 * kOps);
+      for (int i = 0; i < kOps; ++i) {
+        auto block = pattern(kBlock, static_cast<uint32_t>(t * kOps + i));
+        auto check = [&](int64_t r) {
+          if (r != kBlock) failures++;
+          l.count_down();
+        };
+        uint64_t off = static_cast<uint64_t>(i * kThreads + t) * kBlock;
+        engine_->write(*shared, block, off, i % 3 == 0 ? SyncKind::kData : SyncKind::kNone, check);
+        engine_->write(*own, block, static_cast<uint64_t>(i) * kBlock, SyncKind::kNone, check);
+        // Every thread writes the same block of `overlap` with its own byte value.
+        std::vector<std::byte> mine(kBlock, static_cast<std::byte>(t + 1));
+        engine_->write(*overlap, mine, static_cast<uint64_t>(i % 4) * kBlock, SyncKind::kNone,
+                       check);
+      }
+      l.wait();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto all = slurp(dir_ / "shared");
+  ASSERT_EQ(all.size(), size_t{kThreads} * kOps * kBlock);
+  for (int t = 0; t < kThreads; ++t) {
+    auto own = slurp(dir_ / ("own" + std::to_string(t)));
+    ASSERT_EQ(own.size(), size_t{kOps} * kBlock);
+    for (int i = 0; i < kOps; ++i) {
+      auto block = pattern(kBlock, static_cast<uint32_t>(t * kOps + i));
+      ASSERT_EQ(0,
+                std::memcmp(all.data() + size_t(i * kThreads + t) * kBlock, block.data(), kBlock));
+      ASSERT_EQ(0, std::memcmp(own.data() + size_t(i) * kBlock, block.data(), kBlock));
+    }
+  }
+  // Overlapping writes: each block is wholly one writer's (writes never tear below 4 KiB
+  // here), whichever came last.
+  auto ov = slurp(dir_ / "overlap");
+  ASSERT_EQ(ov.size(), 4u * kBlock);
+  for (int b = 0; b < 4; ++b)
+    for (int i = 1; i < kBlock; ++i) ASSERT_EQ(ov[size_t(b) * kBlock + i], ov[size_t(b) * kBlock]);
+}
+
+TEST_P(EngineTest, RepeatedWritesOnOneFile) {
+  auto f = engine_->adopt(open_file(dir_ / "rep"));
+  std::vector<std::byte> last;
+  for (int i = 0; i < 500; ++i) {
+    last = pattern(512, static_cast<uint32_t>(i));
+    ASSERT_EQ(engine_->write(*f, last, 0, i % 50 == 0 ? SyncKind::kFull : SyncKind::kNone), 512);
+  }
+  EXPECT_EQ(slurp(dir_ / "rep"), last);
+}
+
+TEST_P(EngineTest, MoreFilesThanFixedSlots) {
+  Options o = options();
+  o.fixed_files = 8;
+  auto e = make(o);
+  ASSERT_TRUE(e);
+  std::vector<std::unique_ptr<File>> files;
+  for (int i = 0; i < 40; ++i)
+    files.push_back(e->adopt(open_file(dir_ / ("m" + std::to_string(i)))));
+  for (int round = 0; round < 3; ++round)
+    for (int i = 0; i < 40; ++i) {
+      auto d = pattern(1000, static_cast<uint32_t>(i * 7 + round));
+      ASSERT_EQ(e->write(*files[size_t(i)], d, 0, SyncKind::kData), 1000);
+    }
+  for (int i = 0; i < 40; ++i)
+    EXPECT_EQ(slurp(dir_ / ("m" + std::to_string(i))), pattern(1000, uint32_t(i * 7 + 2)));
+  auto s = e->stats();
+  if (uring()) {
+    EXPECT_EQ(s.fixed_files_total, 8u);
+    EXPECT_EQ(s.fixed_files_used, 8u);
+    EXPECT_GT(s.raw_fd_ops, 0u);
+  }
+  files.clear();
+  EXPECT_EQ(e->stats().fixed_files_used, 0u);  // every slot given back on close
+}
+
+// A peer engine wrote into the wrong file when a closed file's fd number was reused while
+// its registration lived on. Open, write, close and reopen many files from many threads so
+// fd numbers are reused constantly; every file must hold exactly its own bytes.
+TEST_P(EngineTest, FdReuse_NoByteLandsInTheWrongFile) {
+  Options o = options();
+  o.fixed_files = 16;
+  auto e = make(o);
+  ASSERT_TRUE(e);
+  constexpr int kThreads = 6, kFilesPerThread = 150;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kFilesPerThread; ++i) {
+        std::string name = dir_ / ("r" + std::to_string(t) + "_" + std::to_string(i));
+        auto f = e->adopt(open_file(name, O_RDWR | O_CREAT | O_TRUNC));
+        // Async writes still in flight when the file goes away exercise the slot hand-back.
+        for (int k = 0; k < 4; ++k) {
+          auto d = pattern(2048, static_cast<uint32_t>((t * kFilesPerThread + i) * 4 + k));
+          e->write(*f, d, uint64_t(k) * 2048, k == 3 ? SyncKind::kData : SyncKind::kNone,
+                   [&](int64_t r) {
+                     if (r != 2048) failures++;
+                   });
+        }
+        f.reset();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int t = 0; t < kThreads; ++t)
+    for (int i = 0; i < kFilesPerThread; ++i) {
+      auto got = slurp(dir_ / ("r" + std::to_string(t) + "_" + std::to_string(i)));
+      ASSERT_EQ(got.size(), 8192u);
+      for (int k = 0; k < 4; ++k) {
+        auto d = pattern(2048, static_cast<uint32_t>((t * kFilesPerThread + i) * 4 + k));
+        ASSERT_EQ(0, std::memcmp(got.data() + k * 2048, d.data(), 2048))
+            << t << " " << i << " " << k;
+      }
+    }
+  EXPECT_EQ(e->stats().fixed_files_used, 0u);
+}
+
+TEST_P(EngineTest, SqFullPressure_DepthFour_ThousandOps) {
+  Options o = options();
+  o.queue_depth = 4;
+  auto e = make(o);
+  ASSERT_TRUE(e);
+  constexpr int kOps = 1000;
+  auto f = e->adopt(open_file(dir_ / "sq"));
+  Latch l(kOps);
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kOps; ++i) {
+    auto d = pattern(512, static_cast<uint32_t>(i));
+    e->write(*f, d, uint64_t(i) * 512, i % 5 == 0 ? SyncKind::kData : SyncKind::kNone,
+             [&](int64_t r) {
+               if (r != 512) failures++;
+               l.count_down();
+             });
+  }
+  l.wait();
+  EXPECT_EQ(failures.load(), 0);
+  auto all = slurp(dir_ / "sq");
+  ASSERT_EQ(all.size(), size_t{kOps} * 512);
+  for (int i = 0; i < kOps; ++i) {
+    auto d = pattern(512, static_cast<uint32_t>(i));
+    ASSERT_EQ(0, std::memcmp(all.data() + i * 512, d.data(), 512));
+  }
+  if (uring()) {
+    auto s = e->stats();
+    EXPECT_GT(s.sq_full, 0u);
+    // Batching: more than one SQE per io_uring_enter on average under this load.
+    EXPECT_GT(s.sqes, s.submits);
+  }
+}
+
+// A write that meets RLIMIT_FSIZE lands in part; the engine resubmits the remainder, which
+// fails. A plain write then reports what landed (like write(2)); a chain fails as a whole
+// and never syncs a partial write.
+TEST_P(EngineTest, ShortWrite_RemainderResubmitted_ChainFails) {
+  auto f = engine_->adopt(open_file(dir_ / "limit"));
+  struct sigaction ign = {}, old = {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(SIGXFSZ, &ign, &old), 0);
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit lim = saved;
+  lim.rlim_cur = 65536;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  auto d = pattern(8192, 9);
+  int64_t plain = engine_->write(*f, d, 65536 - 4096, SyncKind::kNone);
+  int64_t chain = engine_->write(*f, d, 65536 - 2048, SyncKind::kData);
+  int64_t beyond = engine_->write(*f, d, 65536, SyncKind::kData);
+  setrlimit(RLIMIT_FSIZE, &saved);
+  sigaction(SIGXFSZ, &old, nullptr);
+  EXPECT_EQ(plain, 4096);
+  EXPECT_EQ(chain, -EFBIG);
+  EXPECT_EQ(beyond, -EFBIG);
+  if (uring()) {
+    EXPECT_GE(engine_->stats().short_writes, 2u);
+  }
+}
+
+// A pipe takes a large write in pieces: the engine completes the remainder.
+TEST_P(EngineTest, ShortWrite_RemainderCompleted) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  UniqueFd rd(p[0]);
+  auto w = engine_->adopt(UniqueFd(p[1]));
+  auto d = pattern(1 << 20, 10);
+  std::vector<std::byte> got;
+  std::thread reader([&] {
+    std::vector<std::byte> chunk(65536);
+    for (;;) {
+      ssize_t n = ::read(rd.get(), chunk.data(), chunk.size());
+      if (n <= 0) break;
+      got.insert(got.end(), chunk.begin(), chunk.begin() + n);
+      if (got.size() >= d.size()) break;
+    }
+  });
+  EXPECT_EQ(engine_->write(*w, d, 0), int64_t{1} << 20);
+  reader.join();
+  EXPECT_EQ(got, d);
+}
+
+TEST_P(EngineTest, Shutdown_CompletesEveryQueuedOp) {
+  auto e = make(options());
+  ASSERT_TRUE(e);
+  std::vector<std::unique_ptr<File>> files;
+  for (int i = 0; i < 8; ++i)
+    files.push_back(e->adopt(open_file(dir_ / ("s" + std::to_string(i)))));
+  constexpr int kOps = 2000;
+  std::atomic<int> completed{0}, ok{0};
+  for (int i = 0; i < kOps; ++i) {
+    auto d = pattern(1024, static_cast<uint32_t>(i));
+    e->write(*files[size_t(i % 8)], d, uint64_t(i / 8) * 1024,
+             i % 10 == 0 ? SyncKind::kData : SyncKind::kNone, [&](int64_t r) {
+               completed++;
+               if (r == 1024) ok++;
+             });
+  }
+  e.reset();  // ops are still queued and in flight here
+  EXPECT_EQ(completed.load(), kOps);
+  EXPECT_EQ(ok.load(), kOps);  // queued ops are completed, not dropped
+  files.clear();               // Files may outlive the engine
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(slurp(dir_ / ("s" + std::to_string(i))).size(), 250u * 1024);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineTest,
+                         ::testing::Values(BackendKind::kUring, BackendKind::kSync),
+                         [](const auto& info) {
+                           return info.param == BackendKind::kUring ? "Uring" : "Sync";
+                         });
+
+TEST(EngineSetup, AutoFallsBackWhenAsked) {
+  Options o;
+  o.backend = BackendKind::kSync;
+  o.nvme_flush = false;
+  Engine e(o);
+  auto s = e.stats();
+  EXPECT_EQ(s.backend, "sync");
+  EXPECT_NE(s.backend_notes.find("requested"), std::string::npos);
+}
+
+TEST(EngineSetup, SqpollWhenAsked) {
+  Options o;
+  o.backend = BackendKind::kUring;
+  o.sqpoll = true;
+  o.nvme_flush = false;
+  std::unique_ptr<Engine> e;
+  try {
+    e = std::make_unique<Engine>(o);
+  } catch (const std::runtime_error&) {
+    GTEST_SKIP() << "io_uring unavailable";
+  }
+  auto s = e->stats();
+  // Either SQPOLL is in use, or the notes say why it was refused and what runs instead.
+  EXPECT_NE(s.backend_notes.find("SQPOLL"), std::string::npos) << s.backend_notes;
+  TempDir d;
+  auto f = e->adopt(open_file(d / "x"));
+  auto data = pattern(4096, 11);
+  EXPECT_EQ(e->write(*f, data, 0, SyncKind::kData), 4096);
+  EXPECT_EQ(slurp(d / "x"), data);
+}
+
+}  // namespace
+}  // namespace fsysfs::engine
