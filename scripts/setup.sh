@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, the tests and the benchmarks need, then
+# configures and builds fsysfs into ./build (the binary is ./build/fsysfs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config git clang-format
+  liburing-dev libfuse3-dev fuse3 libspdlog-dev libfmt-dev libgtest-dev
+  fio e2fsprogs util-linux procps attr
+  # the emulated-NVMe test (tests/vm)
+  qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$(nproc)"
+echo "built ./build/fsysfs"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, the release build's tests (engine, NVMe fakes and the
+# QEMU emulated-NVMe guest, the command, real mounts), the engine and mount tests under
+# ASan+UBSan, and the engine's concurrency tests under TSan. Needs root (FUSE mounts,
+# uid switches). Exits non-zero on the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+./scripts/setup.sh
+
+echo "== clang-format"
+git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
+echo "== release build: all tests"
+(cd build && ctest -j"$jobs" --output-on-failure --timeout 600)
+
+echo "== ASan+UBSan build: engine, command and mount tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFSYSFS_SANITIZE=address,undefined >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest -j"$jobs" --output-on-failure --timeout 900 -LE vm)
+
+echo "== TSan build: engine tests"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFSYSFS_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j"$jobs" --target engine_tests
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest -j"$jobs" --output-on-failure --timeout 900 -L engine)
+
+echo "== all tests passed"
