@@ -3,8 +3,13 @@
 #include "engine/engine.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -430,6 +435,54 @@ TEST(EngineSetup, AutoFallsBackWhenAsked) {
   auto s = e.stats();
   EXPECT_EQ(s.backend, "sync");
   EXPECT_NE(s.backend_notes.find("requested"), std::string::npos);
+}
+
+// Makes io_uring_setup fail with EPERM in this process, as a container's seccomp policy
+// does. Returns false if the filter could not be installed.
+bool deny_io_uring_setup() {
+  sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog = {static_cast<unsigned short>(std::size(f)), f};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+TEST(EngineSetup, RingDeniedBySeccomp_AutoFallsBackAndSaysWhy) {
+  TempDir d;
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Child: exit codes tell the parent which check failed.
+    if (!deny_io_uring_setup()) _exit(10);
+    Options o;
+    o.nvme_flush = false;
+    Engine e(o);
+    auto s = e.stats();
+    if (s.backend != "sync") _exit(11);
+    if (s.backend_notes.find("io_uring unavailable") == std::string::npos ||
+        s.backend_notes.find("Operation not permitted") == std::string::npos)
+      _exit(12);
+    auto f = e.adopt(open_file(d / "x"));
+    auto data = pattern(4096, 12);
+    if (e.write(*f, data, 0, SyncKind::kData) != 4096) _exit(13);
+    if (slurp(d / "x") != data) _exit(14);
+    // engine=uring must refuse rather than fall back.
+    o.backend = BackendKind::kUring;
+    try {
+      Engine strict(o);
+      _exit(15);
+    } catch (const std::runtime_error&) {
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed check " << WEXITSTATUS(status);
 }
 
 TEST(EngineSetup, SqpollWhenAsked) {

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/nvme_identify.h"
 #include "engine/nvme_sysfs.h"
 #include "tests/engine/temp_dir.h"
@@ -659,6 +660,111 @@ TEST(NvmeRealOps, LookupOfThisFilesystemNeverThrowsAndExplains) {
     EXPECT_FALSE(status[0].why.empty());
   }
 }
+
+// ---- The engine's FLUSH hop: after a successful sync, before the caller hears of it ----
+
+class EngineNvmeFlush : public NvmeRegistryTest, public ::testing::WithParamInterface<BackendKind> {
+ protected:
+  void SetUp() override {
+    NvmeRegistryTest::SetUp();
+    struct stat st;
+    ASSERT_EQ(::stat(files_.path().c_str(), &st), 0);
+    // Pretend the file system holding our temp files sits on namespace nvme0n2.
+    sys_.add_disk(st.st_dev, kPciCtrl0 + "/nvme0n2", "2", "4096");
+    Options o;
+    o.backend = GetParam();
+    o.nvme = std::make_shared<NvmeRegistry>(config());
+    try {
+      engine_ = std::make_unique<Engine>(o);
+    } catch (const std::runtime_error&) {
+      GTEST_SKIP() << "io_uring unavailable";
+    }
+    int fd = ::open((files_ / "f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    file_ = engine_->adopt(UniqueFd(fd));
+    ASSERT_TRUE(file_->nvme_flush());
+    probes_ = ops_->io_cmds().size();  // the registry's probe FLUSH
+  }
+  void TearDown() override {
+    file_.reset();
+    engine_.reset();
+    NvmeRegistryTest::TearDown();
+  }
+  size_t flushes() { return ops_->io_cmds().size() - probes_; }
+  // Runs an async op and returns (result, FLUSH count seen inside its completion).
+  template <typename Submit>
+  std::pair<int64_t, size_t> run(Submit submit) {
+    std::atomic<bool> done{false};
+    int64_t res = 0;
+    size_t seen = 0;
+    submit([&](int64_t r) {
+      res = r;
+      seen = flushes();
+      done = true;
+      done.notify_one();
+    });
+    done.wait(false);
+    return {res, seen};
+  }
+
+  testing::TempDir files_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<File> file_;
+  size_t probes_ = 0;
+};
+
+TEST_P(EngineNvmeFlush, SyncIsFollowedByOneFlushBeforeItCompletes) {
+  std::vector<std::byte> data(4096, std::byte{7});
+  auto [w, after_write] =
+      run([&](Completion cb) { engine_->write(*file_, data, 0, SyncKind::kNone, std::move(cb)); });
+  EXPECT_EQ(w, 4096);
+  EXPECT_EQ(after_write, 0u);  // a plain write is not flushed
+  auto [s, after_sync] =
+      run([&](Completion cb) { engine_->sync(*file_, SyncKind::kData, std::move(cb)); });
+  EXPECT_EQ(s, 0);
+  EXPECT_EQ(after_sync, 1u);  // the FLUSH went out before the completion ran
+  auto [c, after_chain] = run(
+      [&](Completion cb) { engine_->write(*file_, data, 4096, SyncKind::kFull, std::move(cb)); });
+  EXPECT_EQ(c, 4096);
+  EXPECT_EQ(after_chain, 2u);
+  for (const auto& cmd : ops_->io_cmds()) {
+    EXPECT_EQ(cmd.path, "/fakedev/nvme0n2");
+    EXPECT_EQ(cmd.opcode, kNvmeIoFlush);
+    EXPECT_EQ(cmd.nsid, 2u);
+  }
+  auto st = engine_->stats();
+  EXPECT_EQ(st.op(OpKind::kNvmeFlush).count, 2u);
+  EXPECT_EQ(st.nvme_flush_errors, 0u);
+}
+
+TEST_P(EngineNvmeFlush, FailedSyncIsNotFlushed) {
+  int fd = ::open((files_ / "f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto ro = engine_->adopt(UniqueFd(fd));
+  std::vector<std::byte> data(512, std::byte{1});
+  auto [r, seen] =
+      run([&](Completion cb) { engine_->write(*ro, data, 0, SyncKind::kData, std::move(cb)); });
+  EXPECT_EQ(r, -EBADF);
+  EXPECT_EQ(seen, 0u);
+}
+
+TEST_P(EngineNvmeFlush, FlushIoErrorFailsTheSync_OtherRefusalsKeepIt) {
+  ops_->io_result = -EIO;
+  auto [r1, s1] =
+      run([&](Completion cb) { engine_->sync(*file_, SyncKind::kFull, std::move(cb)); });
+  EXPECT_EQ(r1, -EIO);  // the device may have lost the data: never report success
+  ops_->io_result = -EPERM;
+  auto [r2, s2] =
+      run([&](Completion cb) { engine_->sync(*file_, SyncKind::kFull, std::move(cb)); });
+  EXPECT_EQ(r2, 0);  // the completed fsync's guarantee stands
+  EXPECT_EQ(engine_->stats().nvme_flush_errors, 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineNvmeFlush,
+                         ::testing::Values(BackendKind::kUring, BackendKind::kSync),
+                         [](const auto& info) {
+                           return info.param == BackendKind::kUring ? "Uring" : "Sync";
+                         });
 
 }  // namespace
 }  // namespace fsysfs::engine
