@@ -25,7 +25,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/engine/temp_dir.h"
+#include "tests/temp_dir.h"
 
 namespace fsysfs::engine {
 namespace {

@@ -21,7 +21,7 @@
 #include "engine/engine.h"
 #include "engine/nvme_identify.h"
 #include "engine/nvme_sysfs.h"
-#include "tests/engine/temp_dir.h"
+#include "tests/temp_dir.h"
 
 namespace fsysfs::engine {
 namespace {
