@@ -515,5 +515,45 @@ TEST_F(Differential, MmapSharedWriteOnAppendFdLandsInPlace_Parity) {
   });
 }
 
+// Writeback of a mapped page may go out through any writable handle of the inode, so an
+// O_APPEND descriptor held open elsewhere must not move it either.
+TEST_F(Differential, MmapSharedWriteWithAnotherAppendFdOpen_Parity) {
+  expect_parity(plain_, mnt_, [](Recorder& r) {
+    write_file(r.p("f"), std::string(5000, 'x'));
+    int fd = r.fd("open rdwr", ::open(r.p("f").c_str(), O_RDWR));
+    void* m = ::mmap(nullptr, 904, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4096);
+    // Opened last, so it is the first writable handle the kernel finds for writeback.
+    int app = r.fd("open append", ::open(r.p("f").c_str(), O_WRONLY | O_APPEND));
+    r.note("mmap", m == MAP_FAILED ? errno_name(errno) : "ok");
+    if (m != MAP_FAILED) {
+      std::memset(m, 'd', 904);
+      r.rc("msync", ::msync(m, 904, MS_SYNC));
+      ::munmap(m, 904);
+    }
+    r.stat_fd("fstat", fd);
+    r.rc("close", ::close(fd));
+    r.rc("close append", ::close(app));
+    std::string got = read_file(r.p("f"));
+    r.note("size", std::to_string(got.size()));
+    r.note("at 4090", got.substr(4090, 10));
+  });
+}
+
+// The same sequences with the kernel's writeback cache on.
+class DifferentialWriteback : public Differential {
+ protected:
+  std::string mount_options() const override {
+    return "allow_other,default_permissions,writeback_cache";
+  }
+};
+
+TEST_F(DifferentialWriteback, RandomOpsMatchPlainDirectoryAndBacking) {
+  bool all_same = true;
+  for (uint64_t seed : seeds()) all_same = run_seed(seed) && all_same;
+  unmount();
+  ASSERT_FALSE(is_mounted(mnt_, "fuse.fsysfs"));
+  if (all_same) expect_same_trees(plain_, backing_, "plain vs backing after unmount");
+}
+
 }  // namespace
 }  // namespace fsysfs::test

@@ -78,9 +78,12 @@ bool pwrite_all(int fd, const std::string& d, off_t off) {
   return true;
 }
 
-class Integrity : public MountFixture {};
+class Integrity : public MountFixture {
+ protected:
+  void concurrent_writers_land_exact_bytes();
+};
 
-TEST_F(Integrity, ConcurrentWritersWithFdChurnLandExactBytesOnBacking) {
+void Integrity::concurrent_writers_land_exact_bytes() {
   std::atomic<int> errors{0};
   std::vector<std::string> first_error(kThreads);
   auto worker = [&](int t) {
@@ -168,6 +171,21 @@ TEST_F(Integrity, ConcurrentWritersWithFdChurnLandExactBytesOnBacking) {
   }
 }
 
+TEST_F(Integrity, ConcurrentWritersWithFdChurnLandExactBytesOnBacking) {
+  concurrent_writers_land_exact_bytes();
+}
+
+class IntegrityWriteback : public Integrity {
+ protected:
+  std::string mount_options() const override {
+    return "allow_other,default_permissions,writeback_cache";
+  }
+};
+
+TEST_F(IntegrityWriteback, ConcurrentWritersWithFdChurnLandExactBytesOnBacking) {
+  concurrent_writers_land_exact_bytes();
+}
+
 // SIGTERM while writers are busy: the daemon unmounts and exits 0, writers do not hang,
 // and every write acknowledged to an application is on the backing directory.
 TEST_F(Integrity, SigtermUnderWriteLoadKeepsAcknowledgedWrites) {
@@ -216,6 +234,8 @@ TEST_F(Integrity, SigtermUnderWriteLoadKeepsAcknowledgedWrites) {
   for (auto& th : threads) th.join();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   EXPECT_FALSE(is_mounted(mnt_, "fuse.fsysfs"));
+  // The signal really met a running load.
+  EXPECT_LT(total.load(), kThreads * kMaxBlocks);
   for (int t = 0; t < kThreads; ++t) {
     SCOPED_TRACE("load" + std::to_string(t));
     std::string data = read_file(backing_ + "/load" + std::to_string(t));
