@@ -26,11 +26,13 @@ namespace {
 int backing_flags(const Filesystem& fs, int flags) noexcept {
   // Creation was settled by lookup/create; O_NOFOLLOW would refuse the proc magic link.
   flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+  // The kernel positions appends itself (at its i_size) and sends every write with an
+  // explicit offset, including mmap writeback of pages of an O_APPEND file; a backing
+  // O_APPEND would move all of those to the end of the file.
+  flags &= ~O_APPEND;
   if (fs.writeback()) {
-    // The kernel's page cache reads around partial-page writes, and it positions appends
-    // itself (a backing O_APPEND would move its writes to the end).
+    // The kernel's page cache reads around partial-page writes.
     if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
-    flags &= ~O_APPEND;
   }
   return flags | O_CLOEXEC;
 }
