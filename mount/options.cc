@@ -259,8 +259,7 @@ std::vector<OptionSpec> build_table() {
       [](Settings& s) -> Level& { return s.log_level; },
       std::array{Word<Level>{"trace", Level::trace}, Word<Level>{"debug", Level::debug},
                  Word<Level>{"info", Level::info}, Word<Level>{"warn", Level::warn},
-                 Word<Level>{"error", Level::err}, Word<Level>{"off", Level::off}},
-      /*runtime=*/true));
+                 Word<Level>{"error", Level::err}, Word<Level>{"off", Level::off}}));
   fs(OptionSpec{
       .key = "log_file",
       .value = OptionValue::kRequired,
