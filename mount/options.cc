@@ -44,7 +44,7 @@ std::string set_unsigned(unsigned& out, std::string_view text, unsigned min, uns
   return {};
 }
 
-OptionSpec flag(std::string_view key, std::string_view help, void (*set)(Settings&),
+OptionSpec flag(std::string_view key, std::string_view help, std::function<void(Settings&)> set,
                 std::function<std::string(const Settings&)> show) {
   return OptionSpec{
       .key = key,
@@ -53,7 +53,7 @@ OptionSpec flag(std::string_view key, std::string_view help, void (*set)(Setting
       .section = OptionSection::kFsysfs,
       .runtime = false,
       .help = help,
-      .apply = [set](Settings& s, std::optional<std::string_view>) -> std::string {
+      .apply = [set = std::move(set)](Settings& s, std::optional<std::string_view>) -> std::string {
         set(s);
         return {};
       },
@@ -62,19 +62,9 @@ OptionSpec flag(std::string_view key, std::string_view help, void (*set)(Setting
 }
 
 OptionSpec bool_flag(std::string_view key, std::string_view help, Field<bool> field) {
-  return OptionSpec{
-      .key = key,
-      .value = OptionValue::kNone,
-      .value_syntax = {},
-      .section = OptionSection::kFsysfs,
-      .runtime = false,
-      .help = help,
-      .apply = [field](Settings& s, std::optional<std::string_view>) -> std::string {
-        field(s) = true;
-        return {};
-      },
-      .show = [field](const Settings& s) { return on_off(read(field, s)); },
-  };
+  return flag(
+      key, help, [field](Settings& s) { field(s) = true; },
+      [field](const Settings& s) { return on_off(read(field, s)); });
 }
 
 OptionSpec unsigned_option(std::string_view key, std::string_view help, Field<unsigned> field,
