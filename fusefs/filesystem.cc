@@ -132,4 +132,15 @@ void Filesystem::release_dir(DirHandle* h) noexcept {
   delete h;
 }
 
+void sync_and_reply(fuse_req_t req, engine::Engine& engine, engine::File& file,
+                    int datasync) noexcept {
+  int rc = guarded([&] {
+    engine.sync(
+        file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull,
+        [req](int64_t res) noexcept { fuse_reply_err(req, res < 0 ? static_cast<int>(-res) : 0); });
+    return 0;
+  });
+  if (rc < 0) fuse_reply_err(req, -rc);
+}
+
 }  // namespace fsysfs::fusefs

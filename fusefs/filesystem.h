@@ -111,4 +111,10 @@ int guarded(F&& body) noexcept {
   }
 }
 
+// Syncs `file` (fdatasync when `datasync`, else fsync) through the engine and answers
+// `req` from the completion with the backing errno. `file` must outlive the completion
+// (the kernel does not release a handle while a request on it is outstanding).
+void sync_and_reply(fuse_req_t req, engine::Engine& engine, engine::File& file,
+                    int datasync) noexcept;
+
 }  // namespace fsysfs::fusefs

@@ -166,15 +166,7 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) n
     fuse_reply_err(req, -rc);
     return;
   }
-  // The kernel does not release the handle while this request is outstanding, so `file`
-  // outlives the completion.
-  rc = guarded([&] {
-    fs.engine().sync(
-        *file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull,
-        [req](int64_t res) noexcept { fuse_reply_err(req, res < 0 ? static_cast<int>(-res) : 0); });
-    return 0;
-  });
-  if (rc < 0) fuse_reply_err(req, -rc);
+  sync_and_reply(req, fs.engine(), *file, datasync);
 }
 
 }  // namespace fsysfs::fusefs

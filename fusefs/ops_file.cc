@@ -184,16 +184,8 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
-  Filesystem& fs = fs_of(req);
   FileHandle& h = file_of(fi);
-  // The handle cannot be released while this request is outstanding.
-  int rc = guarded([&] {
-    fs.engine().sync(
-        *h.file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull,
-        [req](int64_t res) noexcept { fuse_reply_err(req, res < 0 ? static_cast<int>(-res) : 0); });
-    return 0;
-  });
-  if (rc < 0) fuse_reply_err(req, -rc);
+  sync_and_reply(req, fs_of(req).engine(), *h.file, datasync);
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
