@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/options.h"
+#include "fusefs/durability.h"
 
 namespace fsysfs::fusefs {
 
@@ -20,6 +21,9 @@ struct Config {
   double attr_timeout = 1.0;   // seconds
   double entry_timeout = 1.0;  // seconds
   bool debug = false;          // libfuse request tracing (-d)
+  // Initial values; both can change on the live mount through the control file.
+  Durability durability = Durability::kFsync;
+  DirSync dirsync = DirSync::kAuto;
   engine::Options engine;
 };
 

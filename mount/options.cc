@@ -242,6 +242,32 @@ std::vector<OptionSpec> build_table() {
       [](Settings& s) -> bool& { return s.config.engine.nvme_flush; },
       std::array{Word<bool>{"auto", true}, Word<bool>{"off", false}}));
 
+  // Durability.
+  fs(word_option<fusefs::Durability>(
+      "durability", "none|fsync|close|strict",
+      "when writes are durable: none skips syncs, fsync syncs when asked, close also "
+      "syncs at close, strict makes every write durable before it returns",
+      [](Settings& s) -> fusefs::Durability& { return s.config.durability; },
+      std::array{Word<fusefs::Durability>{"none", fusefs::Durability::kNone},
+                 Word<fusefs::Durability>{"fsync", fusefs::Durability::kFsync},
+                 Word<fusefs::Durability>{"close", fusefs::Durability::kClose},
+                 Word<fusefs::Durability>{"strict", fusefs::Durability::kStrict}},
+      /*runtime=*/true));
+  fs(flag("sync", "the mount(8) spelling of durability=strict",
+          [](Settings& s) { s.config.durability = fusefs::Durability::kStrict; }, {}));
+  OptionSpec dirsync = flag(
+      "dirsync",
+      "answer create, mkdir, link, unlink, rename, ... after syncing the parent directories",
+      [](Settings& s) { s.config.dirsync = fusefs::DirSync::kOn; },
+      [](const Settings& s) -> std::string {
+        if (s.config.dirsync == fusefs::DirSync::kAuto) return "on with durability=strict";
+        return on_off(s.config.dirsync == fusefs::DirSync::kOn);
+      });
+  dirsync.runtime = true;
+  fs(std::move(dirsync));
+  fs(flag("nodirsync", "turn dirsync off, even with durability=strict",
+          [](Settings& s) { s.config.dirsync = fusefs::DirSync::kOff; }, {}));
+
   // Logging.
   using Level = spdlog::level::level_enum;
   fs(word_option<Level>(
@@ -283,9 +309,6 @@ std::vector<OptionSpec> build_table() {
   // is more permissive or less durable than the one asked for.
   fs(mount_flag("ro", OptionSection::kRefused, "read-only mounts are not supported yet"));
   fs(mount_flag("noexec", OptionSection::kRefused, "noexec mounts are not supported yet"));
-  fs(mount_flag("sync", OptionSection::kRefused, "synchronous mounts are not supported yet"));
-  fs(mount_flag("dirsync", OptionSection::kRefused,
-                "synchronous directory updates are not supported yet"));
   return t;
 }
 
@@ -345,6 +368,11 @@ void apply_mount_options(Settings& settings, std::string_view options) {
 void finish_settings(Settings& settings) {
   settings.config.default_permissions =
       settings.default_permissions.value_or(settings.config.allow_other);
+  if (settings.config.durability == fusefs::Durability::kStrict &&
+      settings.config.writeback_cache) {
+    // A write the kernel caches never reaches the daemon to be made durable.
+    throw Error("durability=strict cannot be combined with writeback_cache");
+  }
 }
 
 std::string options_help() {

@@ -26,6 +26,7 @@ std::string error_of(std::string_view options) {
   Settings s;
   try {
     apply_mount_options(s, options);
+    finish_settings(s);
   } catch (const Error& e) {
     return e.what();
   }
@@ -89,6 +90,19 @@ const std::vector<GoodCase>& good_cases() {
       {"log_file=/var/log/fsysfs.log",
        [](const Settings& s) { return s.log_file == "/var/log/fsysfs.log"; }},
       {"log_file=rel/a=b.log", [](const Settings& s) { return s.log_file == "rel/a=b.log"; }},
+      {"durability=none",
+       [](const Settings& s) { return s.config.durability == fusefs::Durability::kNone; }},
+      {"durability=fsync",
+       [](const Settings& s) { return s.config.durability == fusefs::Durability::kFsync; }},
+      {"durability=close",
+       [](const Settings& s) { return s.config.durability == fusefs::Durability::kClose; }},
+      {"durability=strict",
+       [](const Settings& s) { return s.config.durability == fusefs::Durability::kStrict; }},
+      {"sync",
+       [](const Settings& s) { return s.config.durability == fusefs::Durability::kStrict; }},
+      {"dirsync", [](const Settings& s) { return s.config.dirsync == fusefs::DirSync::kOn; }},
+      {"durability=strict,nodirsync",
+       [](const Settings& s) { return s.config.dirsync == fusefs::DirSync::kOff; }},
   };
   return cases;
 }
@@ -191,7 +205,10 @@ TEST(MountOptions, BadValues_AreRejectedForEveryValuedOption) {
                                "log_level=",
                                "log_level=INFO",
                                "log_level=critical2",
-                               "log_file="}) {
+                               "log_file=",
+                               "durability=",
+                               "durability=sync",
+                               "durability=STRICT"}) {
     SCOPED_TRACE(std::string(bad));
     std::string value(bad.substr(bad.find('=') + 1));
     std::string key(bad.substr(0, bad.find('=')));
@@ -254,7 +271,7 @@ TEST(MountOptions, GenericMountOptions_AreAcceptedAndChangeNothing) {
 }
 
 TEST(MountOptions, RestrictionsFsysfsCannotHonour_AreRefusedByName) {
-  for (std::string_view key : {"ro", "noexec", "sync", "dirsync"}) {
+  for (std::string_view key : {"ro", "noexec"}) {
     std::string err = error_of("rw,allow_other," + std::string(key));
     EXPECT_TRUE(err.starts_with("mount option '" + std::string(key) + "' refused: ")) << err;
   }
@@ -277,13 +294,25 @@ TEST(MountOptions, Help_ListsEveryTableEntry) {
   EXPECT_NE(help_all.find(help), std::string::npos);
 }
 
-// No live control interface exists yet, so no option may claim it can change on a live
-// mount (help would promise what the command cannot do).
-TEST(MountOptions, NoOptionClaimsLiveChangeWithoutALiveInterface) {
-  for (const auto& spec : option_table()) EXPECT_FALSE(spec.runtime) << spec.key;
+// Only what the control file can change claims it in --help.
+TEST(MountOptions, OnlyDurabilityAndDirsync_ChangeOnALiveMount) {
+  std::vector<std::string_view> runtime;
+  for (const auto& spec : option_table()) {
+    if (spec.runtime) runtime.push_back(spec.key);
+  }
+  EXPECT_EQ(runtime, (std::vector<std::string_view>{"durability", "dirsync"}));
   std::string help = options_help();
-  EXPECT_EQ(help.find("live mount"), std::string::npos);
   EXPECT_NE(help.find("io_uring submission queue entries [256]\n"), std::string::npos);
+  EXPECT_NE(help.find("[fsync] (can change on a live mount)"), std::string::npos);
+}
+
+TEST(MountOptions, Strict_RefusesTheWritebackCache) {
+  EXPECT_EQ(error_of("durability=strict,writeback_cache"),
+            "durability=strict cannot be combined with writeback_cache");
+  EXPECT_EQ(error_of("writeback_cache,sync"),
+            "durability=strict cannot be combined with writeback_cache");
+  EXPECT_FALSE(parse({"durability=close,writeback_cache"}).config.durability ==
+               fusefs::Durability::kStrict);
 }
 
 TEST(MountOptions, Show_ReportsCurrentValues) {
