@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# Peer benchmark (issue 5): the backing directory used directly, fsysfs, libfuse's
+# passthrough_ll, mergerfs and bindfs, each over its own fresh backing directory on the same
+# file system, measured in one run with fio and metadata_bench. Rounds are interleaved (every
+# target x every workload, then the next round) and the report gives medians and the median
+# per-round ratio to the backing directory. See bench/README.md.
+#
+# Usage: bench/peers.sh [--quick] [--rounds N] [--seconds S] [--targets LIST] [--dir DIR]
+#                       [--build DIR] [--no-build] [--out FILE]
+# Must run as root (drop_caches, allow_other).
+# shellcheck disable=SC2016  # fio expands $jobnum in --filename_format itself
+
+set -euo pipefail
+
+ORIG_ARGS=("$@")
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+ALL_TARGETS="backing fsysfs fsysfs-wb passthrough_ll mergerfs bindfs"
+ALL_WORKLOADS="rw1 rw4 dsync seqw seqr rrwarm rrcold meta"
+
+rounds=3
+seconds=5
+quick=0
+targets=$ALL_TARGETS
+base_dir=/var/tmp
+build_dir=$REPO/build
+do_build=1
+out=""
+
+usage() {
+  cat <<EOF
+usage: bench/peers.sh [options]
+  --quick          1 s per cell, smaller files, 2 rounds (unless --rounds): for trying it
+  --rounds N       interleaved rounds [3]
+  --seconds S      run time of the time-based cells [5]
+  --targets LIST   comma-separated subset of: ${ALL_TARGETS// /,}
+                   (backing is always included: every ratio is to it)
+  --dir DIR        where the backing directories and mount points go; must not be tmpfs
+                   [/var/tmp]
+  --build DIR      CMake build directory for fsysfs and metadata_bench [$REPO/build]
+  --no-build       use the binaries already in the build directory
+  --out FILE       results file [bench/results/peers-<date>.md; none with --quick]
+EOF
+}
+
+die() {
+  echo "peers.sh: $*" >&2
+  exit 1
+}
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+rounds_given=0
+out_given=0
+while (($#)); do
+  case $1 in
+    --quick) quick=1 ;;
+    --rounds) rounds=${2:?}; rounds_given=1; shift ;;
+    --seconds) seconds=${2:?}; shift ;;
+    --targets) targets="backing ${2//,/ }"; shift ;;
+    --dir) base_dir=${2:?}; shift ;;
+    --build) build_dir=$(realpath -m "${2:?}"); shift ;;
+    --no-build) do_build=0 ;;
+    --out) out=${2:?}; out_given=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if ((quick)); then
+  seconds=1
+  ((rounds_given)) || rounds=2
+  read_size_mb=512   # seqr reads it whole; rrcold reads 4 KiB at random over all of it
+  seqw_size_mb=256
+  meta_files=2000
+else
+  read_size_mb=2048
+  seqw_size_mb=2048
+  meta_files=20000
+fi
+warm_size_mb=256     # rrwarm's region, read once through the target first
+rw_size_mb=64        # per job of rw1/rw4, and the dsync file
+meta_file_bytes=1024
+
+# Deduplicate while keeping order; check names.
+declare -a T=()
+for t in $targets; do
+  [[ " $ALL_TARGETS " == *" $t "* ]] || die "unknown target '$t' (known: $ALL_TARGETS)"
+  [[ " ${T[*]-} " == *" $t "* ]] || T+=("$t")
+done
+
+# ---------------------------------------------------------------- preflight
+[[ $(id -u) == 0 ]] || die "must run as root (drop_caches, allow_other)"
+need() { command -v "$1" >/dev/null || die "$1 not found: $2"; }
+need fio "apt-get install fio"
+need jq "apt-get install jq"
+need fusermount3 "apt-get install fuse3"
+need mountpoint "apt-get install util-linux"
+for t in "${T[@]}"; do
+  case $t in
+    passthrough_ll)
+      [[ -r $PT_SOURCE ]] || die "$PT_SOURCE missing: apt-get install libfuse3-dev"
+      need gcc "apt-get install gcc"
+      need pkg-config "apt-get install pkg-config" ;;
+    mergerfs) need mergerfs "apt-get install mergerfs" ;;
+    bindfs) need bindfs "apt-get install bindfs" ;;
+  esac
+done
+[[ -d $base_dir ]] || die "--dir $base_dir is not a directory"
+fs_type=$(stat -f -c %T "$base_dir")
+[[ $fs_type != tmpfs ]] || die "--dir $base_dir is on tmpfs, where fsync costs nothing"
+
+if ((do_build)); then
+  log "building fsysfs and metadata_bench in $build_dir"
+  cmake -S "$REPO" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null ||
+    die "cmake configure failed"
+  cmake --build "$build_dir" -j"$(nproc)" --target fsysfs metadata_bench >/dev/null ||
+    die "build of fsysfs/metadata_bench failed (run with --no-build to use existing binaries)"
+fi
+fsysfs_bin=$build_dir/fsysfs
+[[ -x $fsysfs_bin ]] || fsysfs_bin=$build_dir/mount/fsysfs
+meta_bin=$build_dir/bench/metadata_bench
+[[ -x $meta_bin ]] || die "$meta_bin missing (build the metadata_bench target)"
+if [[ " ${T[*]} " == *" fsysfs"* ]]; then
+  [[ -x $fsysfs_bin ]] || die "fsysfs binary not found in $build_dir"
+fi
+pt_bin=$build_dir/peers/passthrough_ll
+if [[ " ${T[*]} " == *" passthrough_ll "* ]] &&
+  [[ ! -x $pt_bin || $PT_SOURCE -nt $pt_bin ]]; then
+  log "compiling passthrough_ll from $PT_SOURCE"
+  mkdir -p "$build_dir/peers"
+  # shellcheck disable=SC2046  # pkg-config output is a list of flags
+  gcc -O2 -Wall -o "$pt_bin" "$PT_SOURCE" $(pkg-config --cflags --libs fuse3) ||
+    die "could not compile passthrough_ll"
+fi
+
+# ---------------------------------------------------------------- mounts and cleanup
+work=$(mktemp -d "$base_dir/fsysfs-peers.XXXXXX")
+declare -A PID=() MNT=() DIR=() CMD=()
+current_pid=""
+
+mounted() { grep -qF " $1 " /proc/self/mounts; }
+
+unmount_target() {
+  local t=$1 m=${MNT[$1]-} p=${PID[$1]-}
+  [[ -n $m ]] || return 0
+  if mounted "$m" && ! fusermount3 -u "$m" 2>/dev/null; then
+    # Busy (a killed fio still closing files) or a hung daemon: stop our daemon, then
+    # detach lazily so that no mount outlives the script.
+    if [[ -n $p ]]; then kill -TERM "$p" 2>/dev/null || true; fi
+    for _ in $(seq 50); do mounted "$m" || break; sleep 0.1; done
+    mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" || true; }
+  fi
+  if [[ -n $p ]]; then
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null || true
+  fi
+  unset "MNT[$t]" "PID[$t]"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [[ -n $current_pid ]] && kill -TERM "$current_pid" 2>/dev/null && wait "$current_pid" 2>/dev/null
+  for t in "${!MNT[@]}"; do unmount_target "$t"; done
+  if grep -qF " $work/" /proc/self/mounts; then
+    echo "peers.sh: something is still mounted under $work; not removing it" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mount_target() {
+  local t=$1 b=$work/$1/backing m=$work/$1/mnt
+  mkdir -p "$b" "$m"
+  case $t in
+    backing) DIR[$t]=$b; return 0 ;;
+    fsysfs) CMD[$t]="$fsysfs_bin -f -o allow_other $b $m" ;;
+    fsysfs-wb) CMD[$t]="$fsysfs_bin -f -o allow_other,writeback_cache $b $m" ;;
+    passthrough_ll) CMD[$t]="$pt_bin -f -o allow_other,source=$b $m" ;;
+    # mergerfs's documented set for "you don't need mmap" (no page cache of its own, so
+    # writes and fsyncs reach the branch one for one), plus security_capability=false from its
+    # performance notes: no round trip for security.capability before each write.
+    mergerfs)
+      CMD[$t]="mergerfs -f -o allow_other,use_ino,cache.files=off,dropcacheonclose=true"
+      CMD[$t]+=",category.create=mfs,security_capability=false $b $m" ;;
+    # bindfs is single-threaded unless told otherwise; the 4-job row needs threads.
+    bindfs) CMD[$t]="bindfs -f -o multithreaded $b $m" ;;
+  esac
+  # Foreground daemons as our own children: we know their pids (RSS, cleanup) for sure.
+  ${CMD[$t]} >"$work/$t.log" 2>&1 &
+  PID[$t]=$!
+  MNT[$t]=$m
+  for _ in $(seq 100); do
+    mounted "$m" && break
+    kill -0 "${PID[$t]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! mounted "$m"; then
+    echo "--- $t log:" >&2
+    tail -n 20 "$work/$t.log" >&2 || true
+    die "$t did not mount (${CMD[$t]})"
+  fi
+  DIR[$t]=$m
+}
+
+rss() {  # "VmRSS / VmHWM" of a pid, in MiB
+  awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "%.1f / %.1f", r / 1024, h / 1024}' \
+    "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# ---------------------------------------------------------------- workloads
+# Every cell runs with a time limit so that a hung daemon cannot hang the run.
+cell_timeout=$((seconds * 10 + 120))
+fio_common=(--ioengine=psync --direct=0 --invalidate=0 --output-format=json)
+
+drop_caches() {
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+}
+
+# Runs a command in the background and waits, so that cleanup can stop it; its stderr goes
+# to $json.err.
+run_bg() {
+  timeout "$cell_timeout" "$@" 2>"$json.err" &
+  current_pid=$!
+  local rc=0
+  wait "$current_pid" || rc=$?
+  current_pid=""
+  return "$rc"
+}
+
+# Writes the workload's value (ops/s or MB/s; three for meta) to $value_file, or fails. Runs
+# in the main shell (not in a command substitution) so that a signal stops the cell at once.
+value_file=$work/value
+run_workload() {
+  local w=$1 d=$2 json=$3 round=$4
+  local -a timed=(--runtime="$seconds" --time_based)
+  case $w in
+    rw1 | rw4)
+      local jobs=1
+      [[ $w == rw4 ]] && jobs=4
+      run_bg fio --name=rw "${fio_common[@]}" "${timed[@]}" --directory="$d" \
+        --filename_format='rw.$jobnum' --size="${rw_size_mb}M" --rw=randwrite --bs=4k \
+        --fdatasync=1 --numjobs="$jobs" --group_reporting >"$json" || return 1
+      jq -e '.jobs[0].write.iops' "$json" >"$value_file" ;;
+    dsync)
+      run_bg fio --name=dsync "${fio_common[@]}" "${timed[@]}" --directory="$d" \
+        --filename=dsync.dat --size="${rw_size_mb}M" --rw=write --bs=4k --sync=dsync \
+        >"$json" || return 1
+      jq -e '.jobs[0].write.iops' "$json" >"$value_file" ;;
+    seqw)
+      # A fresh file each time: writing a file means allocating it. fio's bandwidth
+      # includes the end_fsync.
+      rm -f "$d/seqw.dat"
+      sync
+      run_bg fio --name=seqw "${fio_common[@]}" --directory="$d" --filename=seqw.dat \
+        --size="${seqw_size_mb}M" --rw=write --bs=1M --end_fsync=1 >"$json" || return 1
+      rm -f "$d/seqw.dat"
+      jq -e '.jobs[0].write.bw_bytes / 1e6' "$json" >"$value_file" ;;
+    seqr)
+      drop_caches
+      run_bg fio --name=seqr "${fio_common[@]}" --directory="$d" --filename=read.dat \
+        --size="${read_size_mb}M" --rw=read --bs=1M >"$json" || return 1
+      jq -e '.jobs[0].read.bw_bytes / 1e6' "$json" >"$value_file" ;;
+    rrwarm)
+      # Warm through the target itself: whatever caches the target keeps (its own page
+      # cache, the backing's) are what a second reader of the file gets.
+      dd if="$d/read.dat" of=/dev/null bs=1M count="$warm_size_mb" status=none || return 1
+      run_bg fio --name=rrwarm "${fio_common[@]}" "${timed[@]}" --directory="$d" \
+        --filename=read.dat --size="${warm_size_mb}M" --rw=randread --bs=4k >"$json" ||
+        return 1
+      jq -e '.jobs[0].read.iops' "$json" >"$value_file" ;;
+    rrcold)
+      drop_caches
+      run_bg fio --name=rrcold "${fio_common[@]}" "${timed[@]}" --directory="$d" \
+        --filename=read.dat --size="${read_size_mb}M" --rw=randread --bs=4k >"$json" ||
+        return 1
+      jq -e '.jobs[0].read.iops' "$json" >"$value_file" ;;
+    meta)
+      local md=$d/meta.$round
+      rm -rf "$md"
+      mkdir "$md"
+      sync
+      run_bg "$meta_bin" --files "$meta_files" --size "$meta_file_bytes" "$md" >"$json" ||
+        return 1
+      rmdir "$md"
+      jq -e -r '"\(.create_ops_s) \(.stat_ops_s) \(.unlink_ops_s)"' "$json" >"$value_file" ;;
+  esac
+}
+
+# Files the workloads overwrite or read are laid out once, directly in each backing
+# directory (the same bytes every target then serves), and synced before any timing.
+layout() {
+  local b=$1
+  fio --name=layout --ioengine=psync --directory="$b" --filename_format='rw.$jobnum' \
+    --size="${rw_size_mb}M" --rw=write --bs=1M --numjobs=4 --end_fsync=1 \
+    --output-format=terse >/dev/null || die "layout of rw files in $b failed"
+  fio --name=layout --ioengine=psync --directory="$b" --filename=dsync.dat \
+    --size="${rw_size_mb}M" --rw=write --bs=1M --end_fsync=1 --output-format=terse \
+    >/dev/null || die "layout of dsync.dat in $b failed"
+  fio --name=layout --ioengine=psync --directory="$b" --filename=read.dat \
+    --size="${read_size_mb}M" --rw=write --bs=1M --end_fsync=1 --output-format=terse \
+    >/dev/null || die "layout of read.dat in $b failed"
+}
+
+# ---------------------------------------------------------------- run
+start_epoch=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+log "work dir $work ($fs_type); targets: ${T[*]}; $rounds rounds x ${seconds}s"
+mkdir -p "$work/json"
+for t in "${T[@]}"; do
+  log "laying out files for $t"
+  mkdir -p "$work/$t/backing"
+  layout "$work/$t/backing"
+done
+sync
+for t in "${T[@]}"; do mount_target "$t"; done
+declare -A RSS_IDLE=()
+for t in "${!PID[@]}"; do RSS_IDLE[$t]=$(rss "${PID[$t]}"); done
+
+results=$work/results.tsv  # round workload target value
+: >"$results"
+n=${#T[@]}
+for ((r = 1; r <= rounds; r++)); do
+  for w in $ALL_WORKLOADS; do
+    # The order of targets rotates each round, so none always runs first or always
+    # follows another's writeback.
+    for ((i = 0; i < n; i++)); do
+      t=${T[$(((i + r - 1) % n))]}
+      json=$work/json/$r.$w.$t.json
+      if run_workload "$w" "${DIR[$t]}" "$json" "$r"; then
+        v=$(<"$value_file")
+        if [[ $w == meta ]]; then
+          read -r c s u <<<"$v"
+          printf '%s\tcreate\t%s\t%s\n%s\tstat\t%s\t%s\n%s\tunlink\t%s\t%s\n' \
+            "$r" "$t" "$c" "$r" "$t" "$s" "$r" "$t" "$u" >>"$results"
+        else
+          printf '%s\t%s\t%s\t%s\n' "$r" "$w" "$t" "$v" >>"$results"
+        fi
+        log "round $r $w $t: $v"
+      else
+        log "round $r $w $t: FAILED (see $json)"
+        tail -n 5 "$json.err" "$json" >&2 2>/dev/null || true
+      fi
+      sync
+    done
+  done
+done
+
+declare -A RSS_AFTER=()
+for t in "${!PID[@]}"; do RSS_AFTER[$t]=$(rss "${PID[$t]}"); done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+elapsed=$(($(date +%s) - start_epoch))
+
+# ---------------------------------------------------------------- report
+report() {
+  local dev
+  dev=$(df --output=source "$base_dir" | tail -n 1)
+  echo "# Peer benchmark: fsysfs vs the backing directory and FUSE peers"
+  echo
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); run time $((elapsed / 60)) min $((elapsed % 60)) s"
+  echo "- Command: \`bench/peers.sh${cmdline}\`"
+  echo "- Commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo ?)" \
+    "$(git -C "$REPO" diff --quiet HEAD -- engine fusefs mount 2>/dev/null || echo '(engine/fusefs/mount modified)')"
+  echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
+    "kernel $(uname -r), $fs_type on $dev ($base_dir); fio $(fio --version)"
+  echo "- Load average before / after: $load_before / $load_after"
+  echo "- $rounds interleaved rounds; time-based cells ${seconds} s; seqw writes ${seqw_size_mb} MiB," \
+    "seqr reads ${read_size_mb} MiB; metadata: $meta_files files of $meta_file_bytes bytes"
+  echo
+  echo "Targets:"
+  echo
+  for t in "${T[@]}"; do
+    case $t in
+      backing) echo "- \`backing\`: the backing directory used directly (ratio 1.00 by definition)" ;;
+      *) echo "- \`$t\`: \`${CMD[$t]//$work/W}\`" ;;
+    esac
+  done
+  echo
+  local prog
+  prog=$(
+    cat <<'AWK'
+function median(list,    a, n, i, j, x) {
+  n = split(list, a, " ")
+  if (n == 0) return ""
+  for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > x + 0; j--) a[j + 1] = a[j]; a[j + 1] = x }
+  return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function fmt(v) { return v == "" ? "—" : (v >= 100 ? sprintf("%.0f", v) : sprintf("%.1f", v)) }
+BEGIN {
+  nt = split(targets, T, " ")
+  nw = split("rw1 rw4 dsync seqw seqr rrwarm rrcold create stat unlink", W, " ")
+  label["rw1"] = "4 KiB random write + fdatasync, 1 job"
+  label["rw4"] = "4 KiB random write + fdatasync, 4 jobs"
+  label["dsync"] = "4 KiB writes to an O_DSYNC file"
+  label["seqw"] = "1 MiB sequential write + end fsync"
+  label["seqr"] = "1 MiB sequential read, cold cache"
+  label["rrwarm"] = "4 KiB random read, warm"
+  label["rrcold"] = "4 KiB random read, cold"
+  label["create"] = "create (1 KiB file)"
+  label["stat"] = "stat"
+  label["unlink"] = "unlink"
+  unit["seqw"] = "MB/s"; unit["seqr"] = "MB/s"
+}
+{ v[$2, $3] = v[$2, $3] " " $4; val[$1, $2, $3] = $4; if ($1 > maxr) maxr = $1 }
+END {
+  head = "| Workload |"; sep = "|---|"
+  for (i = 1; i <= nt; i++) { head = head " " T[i] " |"; sep = sep "---:|" }
+  print "## Ratio to the backing directory (median of per-round ratios; above 1 is faster)"
+  print ""; print head; print sep
+  for (k = 1; k <= nw; k++) {
+    w = W[k]; line = "| " label[w] " |"
+    for (i = 1; i <= nt; i++) {
+      rl = ""
+      for (r = 1; r <= maxr; r++)
+        if (((r, w, T[i]) in val) && ((r, w, "backing") in val) && val[r, w, "backing"] > 0)
+          rl = rl " " val[r, w, T[i]] / val[r, w, "backing"]
+      m = median(rl); line = line " " (m == "" ? "—" : sprintf("%.2f", m)) " |"
+    }
+    print line
+  }
+  print ""
+  print "## Medians (ops/s; MB/s for the sequential rows)"
+  print ""; print head; print sep
+  for (k = 1; k <= nw; k++) {
+    w = W[k]; line = "| " label[w] (w in unit ? " (" unit[w] ")" : "") " |"
+    for (i = 1; i <= nt; i++) line = line " " fmt(median(v[w, T[i]])) " |"
+    print line
+  }
+  print ""
+  print "## Per round (round 1, 2, ...)"
+  print ""
+  for (k = 1; k <= nw; k++) {
+    w = W[k]
+    for (i = 1; i <= nt; i++) {
+      line = "- " w ", " T[i] ":"
+      for (r = 1; r <= maxr; r++) line = line " " (((r, w, T[i]) in val) ? fmt(val[r, w, T[i]]) : "fail")
+      print line
+    }
+  }
+}
+AWK
+  )
+  awk -F'\t' -v targets="${T[*]}" "$prog" "$results"
+  echo
+  echo "## FUSE daemon memory (VmRSS / VmHWM, MiB)"
+  echo
+  echo "| Target | after mount | after the run |"
+  echo "|---|---:|---:|"
+  for t in "${T[@]}"; do
+    [[ -n ${RSS_IDLE[$t]-} ]] && echo "| $t | ${RSS_IDLE[$t]} | ${RSS_AFTER[$t]-?} |"
+  done
+}
+
+cmdline=""
+((${#ORIG_ARGS[@]})) && cmdline=" $(printf '%q ' "${ORIG_ARGS[@]}")" && cmdline=${cmdline% }
+if ((!out_given && !quick)); then
+  mkdir -p "$REPO/bench/results"
+  out=$REPO/bench/results/peers-$(date -u +%F).md
+fi
+if [[ -n $out ]]; then
+  report | tee "$out"
+  log "report written to $out"
+else
+  report
+fi
+log "done in ${elapsed}s"
