@@ -5,10 +5,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "engine/log.h"
+#include "engine/nvme.h"
 
 namespace fsysfs::fusefs {
 
@@ -35,14 +39,29 @@ std::unique_ptr<Filesystem> Filesystem::create(const Config& config) noexcept {
 }
 
 Filesystem::Filesystem(const Config& config, std::unique_ptr<Inode> root)
-    : config_(config), log_(component_logger("fusefs")), inodes_(std::move(root)) {}
+    : config_(config),
+      log_(component_logger("fusefs")),
+      inodes_(std::move(root)),
+      durability_(config.durability),
+      dirsync_(config.dirsync),
+      owner_(::getuid()) {}
 
 Filesystem::~Filesystem() { shutdown(); }
 
 int Filesystem::start_engine() noexcept {
   try {
-    engine_ = std::make_unique<engine::Engine>(config_.engine);
-    log_->info("engine up: backend {}", engine_->backend_name());
+    engine::Options options = config_.engine;
+    if (options.nvme_flush) {
+      if (!options.nvme) {
+        options.nvme = std::make_shared<engine::NvmeRegistry>(engine::NvmeRegistry::Config{});
+      }
+      nvme_ = options.nvme;
+      // Probed now, so stats show the backing device before the first sync.
+      nvme_->lookup(inodes_.root().dev);
+    }
+    engine_ = std::make_unique<engine::Engine>(options);
+    log_->info("engine up: backend {}; durability={}, dirsync={}", engine_->backend_name(),
+               durability_name(durability()), dirsync() ? "on" : "off");
     return 0;
   } catch (const std::exception& e) {
     log_->error("cannot start the engine: {}", e.what());
@@ -94,9 +113,11 @@ int Filesystem::lookup(Inode& parent, const char* name, fuse_entry_param* e) noe
   return entry_for(std::move(fd), e);
 }
 
-FileHandle* Filesystem::add_file(UniqueFd fd) noexcept {
+FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode) noexcept {
   try {
     auto h = std::make_unique<FileHandle>();
+    h->inode = &inode;
+    h->errors_seen.store(inode.sync_errors.sample(), std::memory_order_relaxed);
     h->file = engine_->adopt(std::move(fd));
     std::lock_guard lock(handles_mu_);
     files_.insert(h.get());
@@ -132,15 +153,115 @@ void Filesystem::release_dir(DirHandle* h) noexcept {
   delete h;
 }
 
-void sync_and_reply(fuse_req_t req, engine::Engine& engine, engine::File& file,
-                    int datasync) noexcept {
-  int rc = guarded([&] {
-    engine.sync(
-        file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull,
-        [req](int64_t res) noexcept { fuse_reply_err(req, res < 0 ? static_cast<int>(-res) : 0); });
+int Filesystem::set_durability(Durability d) noexcept {
+  if (d == Durability::kStrict && writeback()) {
+    log_->warn("durability=strict refused: the mount uses the kernel writeback cache");
+    return -EINVAL;
+  }
+  Durability old = durability_.exchange(d, std::memory_order_relaxed);
+  log_->info("durability {} -> {}", durability_name(old), durability_name(d));
+  return 0;
+}
+
+void Filesystem::set_dirsync(DirSync d) noexcept {
+  DirSync old = dirsync_.exchange(d, std::memory_order_relaxed);
+  log_->info("dirsync {} -> {} (now {})", dirsync_name(old), dirsync_name(d),
+             dirsync() ? "on" : "off");
+}
+
+std::vector<engine::NvmeStatus> Filesystem::nvme_status() const {
+  if (!nvme_) return {};
+  return nvme_->status();
+}
+
+std::string Filesystem::path_of(const Inode& inode, const char* name) const {
+  std::string path;
+  if (inodes_.id_of(inode) != FUSE_ROOT_ID) {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink(ProcPath(inode.fd.get()).c_str(), buf, sizeof buf);
+    if (n > 0) path.assign(buf, static_cast<size_t>(n));
+    const std::string& root = config_.backing;
+    if (path.starts_with(root) &&
+        (root == "/" || path.size() == root.size() || path[root.size()] == '/')) {
+      path.erase(0, root == "/" ? 0 : root.size());
+    }
+  }
+  if (name != nullptr) {
+    path += '/';
+    path += name;
+  }
+  return path.empty() ? "/" : path;
+}
+
+int Filesystem::inject(FaultOp op, const Inode& inode, const char* name) noexcept {
+  if (!faults_.armed(op)) return 0;
+  return guarded([&] {
+    auto hit = faults_.match(op, path_of(inode, name));
+    if (!hit) return 0;
+    stats_.count(SyncEvent::kFault);
+    log_->debug("fault: {} {} -> delay {} ms, errno {}", fault_op_name(op), path_of(inode, name),
+                hit->delay_ms, hit->error);
+    if (hit->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hit->delay_ms));
+    return hit->error;
+  });
+}
+
+int Filesystem::sync_parents(Inode& a, Inode* b) noexcept {
+  if (!dirsync()) return 0;
+  return guarded([&] {
+    for (Inode* dir : {&a, b == &a ? nullptr : b}) {
+      if (dir == nullptr) continue;
+      engine::File* file = nullptr;
+      {
+        std::lock_guard lock(dir->dir_sync_mu);
+        if (!dir->dir_sync_file) {
+          UniqueFd fd(::open(ProcPath(dir->fd.get()).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+          if (!fd) return -errno;
+          dir->dir_sync_file = engine_->adopt(std::move(fd));
+        }
+        file = dir->dir_sync_file.get();
+      }
+      stats_.count(SyncEvent::kDir);
+      if (int rc = engine_->sync(*file, engine::SyncKind::kFull); rc < 0) return rc;
+    }
     return 0;
   });
-  if (rc < 0) fuse_reply_err(req, -rc);
+}
+
+void Filesystem::sync_and_reply(fuse_req_t req, Inode& inode, engine::File& file, FileHandle* h,
+                                int datasync) noexcept {
+  const FaultOp fault_op = h == nullptr ? FaultOp::kFsyncdir
+                           : datasync   ? FaultOp::kFdatasync
+                                        : FaultOp::kFsync;
+  // Answers like the kernel: the sync's own error first, else one another handle hit.
+  auto finish = [req, &inode, h](int64_t res) noexcept {
+    int err = res < 0 ? static_cast<int>(-res) : 0;
+    if (h != nullptr) {
+      if (err != 0) {
+        inode.sync_errors.record(err, h->errors_seen);
+      } else {
+        err = inode.sync_errors.check(h->errors_seen);
+      }
+    }
+    reply_err(req, err);
+  };
+  if (int err = inject(fault_op, inode); err != 0) {
+    finish(-err);
+    return;
+  }
+  if (durability() == Durability::kNone) {
+    stats_.count(SyncEvent::kSkipped);
+    finish(0);
+    return;
+  }
+  stats_.count(SyncEvent::kIssued);
+  // Writes that completed before this point are covered by this sync.
+  if (h != nullptr) h->dirty.store(false, std::memory_order_relaxed);
+  int rc = guarded([&] {
+    engine_->sync(file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull, finish);
+    return 0;
+  });
+  if (rc < 0) finish(rc);
 }
 
 }  // namespace fsysfs::fusefs

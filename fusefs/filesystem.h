@@ -15,10 +15,15 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "engine/engine.h"
 #include "engine/unique_fd.h"
+#include "fusefs/durability.h"
+#include "fusefs/faults.h"
+#include "fusefs/fuse_stats.h"
 #include "fusefs/handles.h"
 #include "fusefs/inode_table.h"
 #include "fusefs/session.h"
@@ -26,6 +31,10 @@
 namespace spdlog {
 class logger;
 }
+namespace fsysfs::engine {
+class NvmeRegistry;
+struct NvmeStatus;
+}  // namespace fsysfs::engine
 
 namespace fsysfs::fusefs {
 
@@ -56,6 +65,39 @@ class Filesystem {
   bool writeback() const noexcept { return writeback_.load(std::memory_order_relaxed); }
   void set_writeback(bool on) noexcept { writeback_.store(on, std::memory_order_relaxed); }
 
+  // The live durability settings; an operation reads them once, when it starts.
+  Durability durability() const noexcept { return durability_.load(std::memory_order_relaxed); }
+  DirSync dirsync_setting() const noexcept { return dirsync_.load(std::memory_order_relaxed); }
+  bool dirsync() const noexcept { return dirsync_effective(durability(), dirsync_setting()); }
+  // -EINVAL for strict on a mount whose kernel caches writes (they would never reach us
+  // in time to be made durable). Logged.
+  int set_durability(Durability d) noexcept;
+  void set_dirsync(DirSync d) noexcept;
+
+  FuseStats& fuse_stats() noexcept { return stats_; }
+  Faults& faults() noexcept { return faults_; }
+  // The NVMe probe results for the devices seen so far (the backing root's first).
+  std::vector<engine::NvmeStatus> nvme_status() const;
+  // Who may change settings and inject faults besides root: the user who mounted.
+  uid_t owner() const noexcept { return owner_; }
+
+  // Applies a fault rule for `op` on `inode` (or its entry `name`), if one fires: sleeps
+  // its delay, counts it, and returns its errno (0: carry on).
+  int inject(FaultOp op, const Inode& inode, const char* name = nullptr) noexcept;
+  // "/dir/file" inside the mount, for fault rules and logs.
+  std::string path_of(const Inode& inode, const char* name = nullptr) const;
+
+  // dirsync: fsyncs `a` and `b` (if not null and not `a`) through the engine when dirsync
+  // is on. 0 or the first -errno. Blocks the calling worker.
+  int sync_parents(Inode& a, Inode* b = nullptr) noexcept;
+  // An application fsync/fdatasync/fsyncdir of `file` (open on `inode`; `h` is its file
+  // handle, or null for a directory), answered from the engine's completion, or at once in
+  // durability=none. Reports an error another handle of the inode hit, as the kernel does.
+  // `h` and `file` must outlive the completion (the kernel does not release a handle while
+  // a request on it is outstanding).
+  void sync_and_reply(fuse_req_t req, Inode& inode, engine::File& file, FileHandle* h,
+                      int datasync) noexcept;
+
   // Creates the engine. Returns 0 or -errno (logged).
   int start_engine() noexcept;
   // Destroys every handle the kernel did not release (each waits for its in-flight
@@ -68,8 +110,9 @@ class Filesystem {
   // Fills `e` for an O_PATH fd already open on a new name, taking one lookup reference.
   int entry_for(UniqueFd path_fd, fuse_entry_param* e) noexcept;
 
-  // Adopts `fd` into the engine and registers the handle. nullptr on allocation failure.
-  FileHandle* add_file(UniqueFd fd) noexcept;
+  // Adopts `fd` (open on `inode`) into the engine and registers the handle. nullptr on
+  // allocation failure.
+  FileHandle* add_file(UniqueFd fd, Inode& inode) noexcept;
   void release_file(FileHandle* h) noexcept;
   DirHandle* add_dir(std::unique_ptr<DirHandle> h) noexcept;
   void release_dir(DirHandle* h) noexcept;
@@ -79,6 +122,12 @@ class Filesystem {
   std::shared_ptr<spdlog::logger> log_;
   InodeTable inodes_;
   std::atomic<bool> writeback_{false};
+  std::atomic<Durability> durability_;
+  std::atomic<DirSync> dirsync_;
+  const uid_t owner_;
+  FuseStats stats_;
+  Faults faults_;
+  std::shared_ptr<engine::NvmeRegistry> nvme_;  // set by start_engine when nvme_flush is on
   // Lock order: handles_mu_ is a leaf; a handle is destroyed after it is dropped.
   std::mutex handles_mu_;
   std::unordered_set<FileHandle*> files_;  // guarded by handles_mu_
@@ -111,10 +160,10 @@ int guarded(F&& body) noexcept {
   }
 }
 
-// Syncs `file` (fdatasync when `datasync`, else fsync) through the engine and answers
-// `req` from the completion with the backing errno. `file` must outlive the completion
-// (the kernel does not release a handle while a request on it is outstanding).
-void sync_and_reply(fuse_req_t req, engine::Engine& engine, engine::File& file,
-                    int datasync) noexcept;
+// Every error reply goes through here, so stats count errors by errno.
+inline void reply_err(fuse_req_t req, int err) noexcept {
+  if (err != 0) fs_of(req).fuse_stats().count_error(err);
+  fuse_reply_err(req, err);
+}
 
 }  // namespace fsysfs::fusefs

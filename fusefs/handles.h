@@ -6,11 +6,13 @@
 
 #include <dirent.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
 #include "engine/engine.h"
 #include "engine/unique_fd.h"
+#include "fusefs/inode_table.h"
 
 namespace fsysfs::fusefs {
 
@@ -18,6 +20,9 @@ namespace fsysfs::fusefs {
 // concurrently. Destroying the handle waits for its in-flight engine ops.
 struct FileHandle {
   std::unique_ptr<engine::File> file;  // owns the backing fd opened for this FUSE open
+  Inode* inode = nullptr;  // held by the kernel's lookup reference while the file is open
+  std::atomic<uint64_t> errors_seen{0};  // cursor into inode->sync_errors
+  std::atomic<bool> dirty{false};        // a write completed since the last sync began
   int fd() const noexcept { return file->fd(); }
 };
 

@@ -20,7 +20,9 @@
 #include <mutex>
 #include <utility>
 
+#include "engine/engine.h"
 #include "engine/unique_fd.h"
+#include "fusefs/error_seq.h"
 
 namespace fsysfs::fusefs {
 
@@ -36,6 +38,10 @@ struct Inode {
   const mode_t file_type;  // S_IFMT bits
   const uint64_t generation;
   std::atomic<uint64_t> nlookup{0};
+  ErrorSeq sync_errors;
+  // A directory's own handle for dirsync, opened at its first use.
+  std::mutex dir_sync_mu;
+  std::unique_ptr<engine::File> dir_sync_file;  // guarded by dir_sync_mu
 };
 
 static_assert(sizeof(fuse_ino_t) >= sizeof(Inode*), "an Inode address must fit a fuse_ino_t");

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "fusefs/control.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
 
@@ -44,6 +45,10 @@ int do_readdir(Filesystem& fs, Inode& dir_inode, DirHandle& dh, off_t off, bool 
         err = errno;  // 0 at the end of the directory
         break;
       }
+    }
+    if (is_control_name(fs, dir_inode, d->d_name)) {
+      dh.offset = d->d_off;  // the control file's name hides a backing entry of that name
+      continue;
     }
     size_t left = buf.size() - pos;
     size_t n;
@@ -148,7 +153,7 @@ void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
   fuse_reply_err(req, 0);
 }
 
-void op_fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) noexcept {
   Filesystem& fs = fs_of(req);
   DirHandle& dh = dir_of(fi);
   engine::File* file = nullptr;
@@ -166,7 +171,7 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) n
     fuse_reply_err(req, -rc);
     return;
   }
-  sync_and_reply(req, fs.engine(), *file, datasync);
+  fs.sync_and_reply(req, fs.inode(ino), *file, nullptr, datasync);
 }
 
 }  // namespace fsysfs::fusefs

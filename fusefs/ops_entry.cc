@@ -16,7 +16,7 @@ namespace {
 
 void reply_entry_or_err(fuse_req_t req, int rc, const fuse_entry_param& e) noexcept {
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else if (fuse_reply_entry(req, &e) != 0) {
     // The kernel did not get the entry (the request was interrupted), so it will never
     // forget the reference we took for it.
@@ -24,15 +24,20 @@ void reply_entry_or_err(fuse_req_t req, int rc, const fuse_entry_param& e) noexc
   }
 }
 
-// Looks up a name just created in `parent`. The creator's identity is not needed for that.
+// Looks up a name just created in `parent`, once dirsync (if on) made it durable. The
+// creator's identity is not needed for that.
 int entry_after_create(Filesystem& fs, Inode& parent, const char* name,
                        fuse_entry_param* e) noexcept {
+  if (int rc = fs.sync_parents(parent); rc < 0) return rc;
   return fs.lookup(parent, name, e);
 }
 
 int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t rdev,
              fuse_entry_param* e) noexcept {
   Filesystem& fs = fs_of(req);
+  if (int err = fs.inject(S_ISDIR(mode) ? FaultOp::kMkdir : FaultOp::kMknod, parent, name)) {
+    return -err;
+  }
   {
     CredsGuard creds(req);
     if (creds.status() < 0) return creds.status();
@@ -80,8 +85,8 @@ void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char*
   Filesystem& fs = fs_of(req);
   Inode& dir = fs.inode(parent);
   fuse_entry_param e;
-  int rc = 0;
-  {
+  int rc = -fs.inject(FaultOp::kSymlink, dir, name);
+  if (rc == 0) {
     CredsGuard creds(req);
     rc = creds.status();
     if (rc == 0 && ::symlinkat(link, dir.fd.get(), name) != 0) rc = -errno;
@@ -95,8 +100,8 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
   Inode& inode = fs.inode(ino);
   Inode& dir = fs.inode(newparent);
   fuse_entry_param e;
-  int rc = 0;
-  {
+  int rc = -fs.inject(FaultOp::kLink, dir, newname);
+  if (rc == 0) {
     // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which the caller's identity lacks;
     // following the proc magic link needs nothing and ends at the inode, symlinks included.
     CredsGuard creds(req);
@@ -111,23 +116,32 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
-  int rc = ::unlinkat(fs_of(req).inode(parent).fd.get(), name, 0) == 0 ? 0 : errno;
-  fuse_reply_err(req, rc);
+  Filesystem& fs = fs_of(req);
+  Inode& dir = fs.inode(parent);
+  int rc = -fs.inject(FaultOp::kUnlink, dir, name);
+  if (rc == 0 && ::unlinkat(dir.fd.get(), name, 0) != 0) rc = -errno;
+  if (rc == 0) rc = fs.sync_parents(dir);
+  reply_err(req, -rc);
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
-  int rc = ::unlinkat(fs_of(req).inode(parent).fd.get(), name, AT_REMOVEDIR) == 0 ? 0 : errno;
-  fuse_reply_err(req, rc);
+  Filesystem& fs = fs_of(req);
+  Inode& dir = fs.inode(parent);
+  int rc = -fs.inject(FaultOp::kRmdir, dir, name);
+  if (rc == 0 && ::unlinkat(dir.fd.get(), name, AT_REMOVEDIR) != 0) rc = -errno;
+  if (rc == 0) rc = fs.sync_parents(dir);
+  reply_err(req, -rc);
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) noexcept {
   Filesystem& fs = fs_of(req);
-  int rc = ::renameat2(fs.inode(parent).fd.get(), name, fs.inode(newparent).fd.get(), newname,
-                       flags) == 0
-               ? 0
-               : errno;
-  fuse_reply_err(req, rc);
+  Inode& from = fs.inode(parent);
+  Inode& to = fs.inode(newparent);
+  int rc = -fs.inject(FaultOp::kRename, from, name);
+  if (rc == 0 && ::renameat2(from.fd.get(), name, to.fd.get(), newname, flags) != 0) rc = -errno;
+  if (rc == 0) rc = fs.sync_parents(from, &to);
+  reply_err(req, -rc);
 }
 
 }  // namespace fsysfs::fusefs

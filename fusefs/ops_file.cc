@@ -49,10 +49,18 @@ fuse_bufvec mem_bufvec(void* mem, size_t size) noexcept {
 
 void reply_write_result(fuse_req_t req, int64_t res) noexcept {
   if (res < 0) {
-    fuse_reply_err(req, static_cast<int>(-res));
+    reply_err(req, static_cast<int>(-res));
   } else {
     fuse_reply_write(req, static_cast<size_t>(res));
   }
+}
+
+// Closing a duplicate surfaces the errors close() would report (NFS-style backing
+// filesystems write back on close) without giving up the handle. Returns an errno or 0.
+int close_dup_error(int fd) noexcept {
+  int dup = ::dup(fd);
+  if (dup < 0) return errno;
+  return ::close(dup) != 0 ? errno : 0;
 }
 
 // Hands the write to the engine; returns 0 once the completion owns the reply, or -errno
@@ -61,29 +69,34 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
   return guarded([&] {
     engine::Engine& eng = fs.engine();
     const size_t len = fuse_buf_size(bufv);
-    engine::Completion done = [req](int64_t res) noexcept { reply_write_result(req, res); };
+    // In strict mode the write is a linked write+fdatasync chain: durable when answered.
+    const engine::SyncKind sync =
+        fs.durability() == Durability::kStrict ? engine::SyncKind::kData : engine::SyncKind::kNone;
+    engine::Completion done = [req, &h](int64_t res) noexcept {
+      if (res > 0) h.dirty.store(true, std::memory_order_relaxed);
+      reply_write_result(req, res);
+    };
     engine::Buffer buf = eng.acquire_buffer();
     if (buf && buf.capacity() >= len) {
       fuse_bufvec dst = mem_bufvec(buf.data(), len);
       ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
       if (n < 0) return static_cast<int>(n);
-      eng.write(*h.file, std::move(buf), static_cast<size_t>(n), off, engine::SyncKind::kNone,
-                std::move(done));
+      eng.write(*h.file, std::move(buf), static_cast<size_t>(n), off, sync, std::move(done));
       return 0;
     }
     const fuse_buf& first = bufv->buf[bufv->idx];
     if (bufv->count - bufv->idx == 1 && !(first.flags & FUSE_BUF_IS_FD)) {
       // One memory buffer: the engine copies it before returning.
       std::span<const std::byte> data(static_cast<const std::byte*>(first.mem) + bufv->off, len);
-      eng.write(*h.file, data, off, engine::SyncKind::kNone, std::move(done));
+      eng.write(*h.file, data, off, sync, std::move(done));
       return 0;
     }
     std::vector<std::byte> copy(len);
     fuse_bufvec dst = mem_bufvec(copy.data(), len);
     ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
     if (n < 0) return static_cast<int>(n);
-    eng.write(*h.file, std::span<const std::byte>(copy.data(), static_cast<size_t>(n)), off,
-              engine::SyncKind::kNone, std::move(done));
+    eng.write(*h.file, std::span<const std::byte>(copy.data(), static_cast<size_t>(n)), off, sync,
+              std::move(done));
     return 0;
   });
 }
@@ -93,17 +106,21 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Filesystem& fs = fs_of(req);
   Inode& inode = fs.inode(ino);
-  int rc = 0;
-  UniqueFd fd(::open(ProcPath(inode.fd.get()).c_str(), backing_flags(fs, fi->flags)));
-  if (!fd) {
-    rc = -errno;
-  } else if (FileHandle* h = fs.add_file(std::move(fd)); h == nullptr) {
+  int rc = -fs.inject(FaultOp::kOpen, inode);
+  UniqueFd fd;
+  if (rc == 0) {
+    fd.reset(::open(ProcPath(inode.fd.get()).c_str(), backing_flags(fs, fi->flags)));
+    if (!fd) rc = -errno;
+  }
+  if (rc < 0) {
+    // answered below
+  } else if (FileHandle* h = fs.add_file(std::move(fd), inode); h == nullptr) {
     rc = -ENOMEM;
   } else {
     fi->fh = reinterpret_cast<uint64_t>(h);
   }
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else if (fuse_reply_open(req, fi) != 0) {
     fs.release_file(&file_of(fi));  // interrupted: the kernel will not release it
   }
@@ -116,7 +133,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   fuse_entry_param e;
   int rc = 0;
   UniqueFd fd;
-  {
+  rc = -fs.inject(FaultOp::kCreate, dir, name);
+  if (rc == 0) {
     CredsGuard creds(req);
     rc = creds.status();
     if (rc == 0) {
@@ -125,6 +143,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       if (!fd) rc = -errno;
     }
   }
+  if (rc == 0) rc = fs.sync_parents(dir);
   if (rc == 0) {
     // The O_PATH fd comes from the opened file itself, not from the name, which another
     // process may already have replaced.
@@ -132,7 +151,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     rc = path_fd ? fs.entry_for(std::move(path_fd), &e) : -errno;
   }
   if (rc == 0) {
-    if (FileHandle* h = fs.add_file(std::move(fd)); h == nullptr) {
+    if (FileHandle* h = fs.add_file(std::move(fd), fs.inode(e.ino)); h == nullptr) {
       fs.inodes().forget(e.ino, 1);
       rc = -ENOMEM;
     } else {
@@ -140,7 +159,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     }
   }
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else if (fuse_reply_create(req, &e, fi) != 0) {
     fs.release_file(&file_of(fi));
     fs.inodes().forget(e.ino, 1);
@@ -148,12 +167,17 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  FileHandle& h = file_of(fi);
+  if (int err = fs_of(req).inject(FaultOp::kRead, *h.inode); err != 0) {
+    reply_err(req, err);
+    return;
+  }
   fuse_bufvec buf;
   std::memset(&buf, 0, sizeof buf);
   buf.count = 1;
   buf.buf[0].size = size;
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = file_of(fi).fd();
+  buf.buf[0].fd = h.fd();
   buf.buf[0].pos = off;
   // Replies on every path, errors included.
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
@@ -161,37 +185,58 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*
 
 void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* bufv, off_t off,
                   fuse_file_info* fi) noexcept {
-  int rc = do_write(req, fs_of(req), file_of(fi), bufv, off);
-  if (rc < 0) fuse_reply_err(req, -rc);
+  Filesystem& fs = fs_of(req);
+  FileHandle& h = file_of(fi);
+  int rc = -fs.inject(FaultOp::kWrite, *h.inode);
+  if (rc == 0) rc = do_write(req, fs, h, bufv, off);
+  if (rc < 0) reply_write_result(req, rc);
 }
 
 void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  // Closing a duplicate surfaces the errors close() would report (NFS-style backing
-  // filesystems write back on close) without giving up the handle.
-  int rc = 0;
-  int dup = ::dup(file_of(fi).fd());
-  if (dup < 0) {
-    rc = errno;
-  } else if (::close(dup) != 0) {
-    rc = errno;
+  Filesystem& fs = fs_of(req);
+  FileHandle& h = file_of(fi);
+  // Answers close(): errors the backing fs reports at close, else a sync error of the
+  // inode this handle has not seen yet.
+  auto finish = [req, &h](int64_t res) noexcept {
+    int err = res < 0 ? static_cast<int>(-res) : 0;
+    if (err != 0) {
+      h.inode->sync_errors.record(err, h.errors_seen);
+    } else {
+      err = close_dup_error(h.fd());
+      if (err == 0) err = h.inode->sync_errors.check(h.errors_seen);
+    }
+    reply_err(req, err);
+  };
+  if (int err = fs.inject(FaultOp::kFlush, *h.inode); err != 0) {
+    finish(-err);
+    return;
   }
-  fuse_reply_err(req, rc);
+  if (fs.durability() == Durability::kClose && h.dirty.exchange(false)) {
+    fs.fuse_stats().count(SyncEvent::kClose);
+    int rc = guarded([&] {
+      fs.engine().sync(*h.file, engine::SyncKind::kData, finish);
+      return 0;
+    });
+    if (rc < 0) finish(rc);
+    return;
+  }
+  finish(0);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
   fs_of(req).release_file(&file_of(fi));
-  fuse_reply_err(req, 0);
+  reply_err(req, 0);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
   FileHandle& h = file_of(fi);
-  sync_and_reply(req, fs_of(req).engine(), *h.file, datasync);
+  fs_of(req).sync_and_reply(req, *h.inode, *h.file, &h, datasync);
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                   fuse_file_info* fi) noexcept {
   int rc = ::fallocate(file_of(fi).fd(), mode, offset, length) == 0 ? 0 : errno;
-  fuse_reply_err(req, rc);
+  reply_err(req, rc);
 }
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
@@ -201,7 +246,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
   ssize_t n = ::copy_file_range(file_of(fi_in).fd(), &in, file_of(fi_out).fd(), &out, len,
                                 static_cast<unsigned>(flags));
   if (n < 0) {
-    fuse_reply_err(req, errno);
+    reply_err(req, errno);
   } else {
     fuse_reply_write(req, static_cast<size_t>(n));
   }
@@ -210,7 +255,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
 void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) noexcept {
   off_t res = ::lseek(file_of(fi).fd(), off, whence);
   if (res < 0) {
-    fuse_reply_err(req, errno);
+    reply_err(req, errno);
   } else {
     fuse_reply_lseek(req, res);
   }
@@ -220,7 +265,7 @@ void op_flock(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, int op) noexcept {
   // Each FUSE open has its own backing open file description, which is exactly what
   // flock() locks belong to.
   int rc = ::flock(file_of(fi).fd(), op) == 0 ? 0 : errno;
-  fuse_reply_err(req, rc);
+  reply_err(req, rc);
 }
 
 }  // namespace fsysfs::fusefs

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "fusefs/control.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
 
@@ -44,49 +45,190 @@ void op_init(void* userdata, fuse_conn_info* conn) noexcept {
   } else {
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   }
+  // The options refuse strict with writeback_cache, and set_durability refuses strict on a
+  // writeback mount later; the two must never meet.
+  if (writeback && fs.durability() == Durability::kStrict) {
+    fs.log().error("durability=strict on a writeback-cache mount: writing through instead");
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    writeback = false;
+  }
   fs.set_writeback(writeback);
   fs.log().debug("init: proto {}.{}, capable {:#x}, want {:#x}", conn->proto_major,
                  conn->proto_minor, conn->capable, conn->want);
 }
 
+// Counts each request by operation before handing it on.
+template <FuseOp K, auto Fn>
+struct Counted;
+template <FuseOp K, class... A, void (*Fn)(fuse_req_t, A...) noexcept>
+struct Counted<K, Fn> {
+  static void call(fuse_req_t req, A... args) noexcept {
+    fs_of(req).fuse_stats().count(K);
+    Fn(req, args...);
+  }
+};
+
+// The control file (control.h) answers requests on its inode and keeps its name in the
+// root: creating it gives EEXIST, removing or renaming it EPERM.
+
+bool refuse_control_name(fuse_req_t req, fuse_ino_t parent, const char* name, int err) noexcept {
+  if (!is_control_name(parent, name)) return false;
+  reply_err(req, err);
+  return true;
+}
+
+void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  if (is_control_name(parent, name)) return control_lookup(req);
+  op_lookup(req, parent, name);
+}
+
+void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
+  if (ino == kControlIno) return fuse_reply_none(req);
+  op_forget(req, ino, nlookup);
+}
+
+void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
+  size_t kept = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (forgets[i].ino != kControlIno) forgets[kept++] = forgets[i];
+  }
+  op_forget_multi(req, kept, forgets);
+}
+
+void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  if (ino == kControlIno) return control_getattr(req);
+  op_getattr(req, ino, fi);
+}
+
+void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+             fuse_file_info* fi) noexcept {
+  if (ino == kControlIno) return reply_err(req, EPERM);
+  op_setattr(req, ino, attr, to_set, fi);
+}
+
+void readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
+  if (ino == kControlIno) return reply_err(req, EINVAL);
+  op_readlink(req, ino);
+}
+
+void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) noexcept {
+  if (refuse_control_name(req, parent, name, EEXIST)) return;
+  op_mknod(req, parent, name, mode, rdev);
+}
+
+void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
+  if (refuse_control_name(req, parent, name, EEXIST)) return;
+  op_mkdir(req, parent, name, mode);
+}
+
+void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) noexcept {
+  if (refuse_control_name(req, parent, name, EEXIST)) return;
+  op_symlink(req, link, parent, name);
+}
+
+void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) noexcept {
+  if (ino == kControlIno) return reply_err(req, EPERM);
+  if (refuse_control_name(req, newparent, newname, EEXIST)) return;
+  op_link(req, ino, newparent, newname);
+}
+
+void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  if (refuse_control_name(req, parent, name, EPERM)) return;
+  op_unlink(req, parent, name);
+}
+
+void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  if (refuse_control_name(req, parent, name, EPERM)) return;
+  op_rmdir(req, parent, name);
+}
+
+void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+            const char* newname, unsigned int flags) noexcept {
+  if (refuse_control_name(req, parent, name, EPERM)) return;
+  if (refuse_control_name(req, newparent, newname, EPERM)) return;
+  op_rename(req, parent, name, newparent, newname, flags);
+}
+
+void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  if (ino == kControlIno) return reply_err(req, EPERM);
+  op_open(req, ino, fi);
+}
+
+void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+            fuse_file_info* fi) noexcept {
+  if (refuse_control_name(req, parent, name, EEXIST)) return;
+  op_create(req, parent, name, mode, fi);
+}
+
+void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  if (ino == kControlIno) return reply_err(req, ENOTDIR);
+  op_opendir(req, ino, fi);
+}
+
+void access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
+  if (ino == kControlIno) return control_access(req, mask);
+  op_access(req, ino, mask);
+}
+
+void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+              int flags) noexcept {
+  if (ino == kControlIno) return control_setxattr(req, name, value, size);
+  op_setxattr(req, ino, name, value, size, flags);
+}
+
+void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
+  if (ino == kControlIno) return control_getxattr(req, name, size);
+  op_getxattr(req, ino, name, size);
+}
+
+void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
+  if (ino == kControlIno) return control_listxattr(req, size);
+  op_listxattr(req, ino, size);
+}
+
+void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
+  if (ino == kControlIno) return reply_err(req, EPERM);
+  op_removexattr(req, ino, name);
+}
+
 fuse_lowlevel_ops make_ops() noexcept {
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
-  ops.lookup = op_lookup;
-  ops.forget = op_forget;
-  ops.forget_multi = op_forget_multi;
-  ops.getattr = op_getattr;
-  ops.setattr = op_setattr;
-  ops.readlink = op_readlink;
-  ops.mknod = op_mknod;
-  ops.mkdir = op_mkdir;
-  ops.unlink = op_unlink;
-  ops.rmdir = op_rmdir;
-  ops.symlink = op_symlink;
-  ops.rename = op_rename;
-  ops.link = op_link;
-  ops.open = op_open;
-  ops.read = op_read;
-  ops.write_buf = op_write_buf;
-  ops.flush = op_flush;
-  ops.release = op_release;
-  ops.fsync = op_fsync;
-  ops.opendir = op_opendir;
-  ops.readdir = op_readdir;
-  ops.readdirplus = op_readdirplus;
-  ops.releasedir = op_releasedir;
-  ops.fsyncdir = op_fsyncdir;
-  ops.statfs = op_statfs;
-  ops.setxattr = op_setxattr;
-  ops.getxattr = op_getxattr;
-  ops.listxattr = op_listxattr;
-  ops.removexattr = op_removexattr;
-  ops.access = op_access;
-  ops.create = op_create;
-  ops.flock = op_flock;
-  ops.fallocate = op_fallocate;
-  ops.copy_file_range = op_copy_file_range;
-  ops.lseek = op_lseek;
+  ops.lookup = Counted<FuseOp::kLookup, lookup>::call;
+  ops.forget = Counted<FuseOp::kForget, forget>::call;
+  ops.forget_multi = forget_multi;
+  ops.getattr = Counted<FuseOp::kGetattr, getattr>::call;
+  ops.setattr = Counted<FuseOp::kSetattr, setattr>::call;
+  ops.readlink = Counted<FuseOp::kReadlink, readlink>::call;
+  ops.mknod = Counted<FuseOp::kMknod, mknod>::call;
+  ops.mkdir = Counted<FuseOp::kMkdir, mkdir>::call;
+  ops.unlink = Counted<FuseOp::kUnlink, unlink>::call;
+  ops.rmdir = Counted<FuseOp::kRmdir, rmdir>::call;
+  ops.symlink = Counted<FuseOp::kSymlink, symlink>::call;
+  ops.rename = Counted<FuseOp::kRename, rename>::call;
+  ops.link = Counted<FuseOp::kLink, link>::call;
+  ops.open = Counted<FuseOp::kOpen, open>::call;
+  ops.read = Counted<FuseOp::kRead, op_read>::call;
+  ops.write_buf = Counted<FuseOp::kWrite, op_write_buf>::call;
+  ops.flush = Counted<FuseOp::kFlush, op_flush>::call;
+  ops.release = Counted<FuseOp::kRelease, op_release>::call;
+  ops.fsync = Counted<FuseOp::kFsync, op_fsync>::call;
+  ops.opendir = Counted<FuseOp::kOpendir, opendir>::call;
+  ops.readdir = Counted<FuseOp::kReaddir, op_readdir>::call;
+  ops.readdirplus = Counted<FuseOp::kReaddirplus, op_readdirplus>::call;
+  ops.releasedir = Counted<FuseOp::kReleasedir, op_releasedir>::call;
+  ops.fsyncdir = Counted<FuseOp::kFsyncdir, op_fsyncdir>::call;
+  ops.statfs = Counted<FuseOp::kStatfs, op_statfs>::call;
+  ops.setxattr = Counted<FuseOp::kSetxattr, setxattr>::call;
+  ops.getxattr = Counted<FuseOp::kGetxattr, getxattr>::call;
+  ops.listxattr = Counted<FuseOp::kListxattr, listxattr>::call;
+  ops.removexattr = Counted<FuseOp::kRemovexattr, removexattr>::call;
+  ops.access = Counted<FuseOp::kAccess, access>::call;
+  ops.create = Counted<FuseOp::kCreate, create>::call;
+  ops.flock = Counted<FuseOp::kFlock, op_flock>::call;
+  ops.fallocate = Counted<FuseOp::kFallocate, op_fallocate>::call;
+  ops.copy_file_range = Counted<FuseOp::kCopyFileRange, op_copy_file_range>::call;
+  ops.lseek = Counted<FuseOp::kLseek, op_lseek>::call;
   return ops;
 }
 

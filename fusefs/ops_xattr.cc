@@ -23,7 +23,7 @@ void reply_sized(fuse_req_t req, size_t size, Fn&& fn) noexcept {
     return n < 0 ? -errno : 0;
   });
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else if (size == 0) {
     fuse_reply_xattr(req, static_cast<size_t>(n));
   } else {
@@ -37,7 +37,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
                  int flags) noexcept {
   const ProcPath path(fs_of(req).inode(ino).fd.get());
   int rc = ::setxattr(path.c_str(), name, value, size, flags) == 0 ? 0 : errno;
-  fuse_reply_err(req, rc);
+  reply_err(req, rc);
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
@@ -55,7 +55,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
   const ProcPath path(fs_of(req).inode(ino).fd.get());
   int rc = ::removexattr(path.c_str(), name) == 0 ? 0 : errno;
-  fuse_reply_err(req, rc);
+  reply_err(req, rc);
 }
 
 }  // namespace fsysfs::fusefs

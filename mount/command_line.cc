@@ -70,6 +70,9 @@ Settings settings_from(const CommandLine& command_line) {
 std::string help_text() {
   std::string out = fmt::format(
       "{}\n"
+      "       fsysfs stats MOUNTPOINT [--json] [--reset]\n"
+      "       fsysfs set MOUNTPOINT durability=MODE | dirsync=on|off|auto ...\n"
+      "       fsysfs inject MOUNTPOINT RULE | --clear | --list\n"
       "       fsysfs --help | --version\n"
       "\n"
       "Shows the directory tree of BACKING at MOUNTPOINT. Writes and fsyncs made under\n"
@@ -83,6 +86,14 @@ std::string help_text() {
       "  -o OPTIONS        mount options, comma separated; may be repeated\n"
       "  -h, --help        this text\n"
       "  -V, --version     print the version\n"
+      "\n"
+      "stats, set and inject work on a live mount through its control file\n"
+      "MOUNTPOINT/.fsysfs (anyone may read stats; root and the user who mounted may\n"
+      "change settings and inject faults). A fault RULE is\n"
+      "  op=OP[|OP...][,path=GLOB][,errno=E][,delay_ms=N][,count=N][,probability=P]\n"
+      "with OP one of read write fsync fdatasync fsyncdir flush open create mknod mkdir\n"
+      "symlink link unlink rmdir rename, or all; GLOB matches the path in the mount\n"
+      "(/dir/file); E is a name like EIO or ENOSPC.\n"
       "\n",
       kUsage);
   out += options_help();

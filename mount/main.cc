@@ -11,6 +11,7 @@
 
 #include "fusefs/session.h"
 #include "mount/command_line.h"
+#include "mount/control_client.h"
 #include "mount/daemon.h"
 #include "mount/error.h"
 #include "mount/paths.h"
@@ -24,7 +25,11 @@ struct Subcommand {
   std::string_view name;
   int (*run)(std::span<const std::string_view> args);
 };
-constexpr std::array<Subcommand, 0> kSubcommands{};
+constexpr std::array<Subcommand, 3> kSubcommands{{
+    {"stats", run_stats},
+    {"set", run_set},
+    {"inject", run_inject},
+}};
 
 int run_mount(std::span<const std::string_view> args) {
   CommandLine command_line = parse_command_line(args);
