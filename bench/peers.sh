@@ -6,7 +6,7 @@
 # per-round ratio to the backing directory. See bench/README.md.
 #
 # Usage: bench/peers.sh [--quick] [--rounds N] [--seconds S] [--targets LIST] [--dir DIR]
-#                       [--build DIR] [--no-build] [--out FILE]
+#                       [--build DIR] [--no-build] [--out FILE] [--note TEXT]
 # Must run as root (drop_caches, allow_other).
 # shellcheck disable=SC2016  # fio expands $jobnum in --filename_format itself
 
@@ -26,6 +26,7 @@ base_dir=/var/tmp
 build_dir=$REPO/build
 do_build=1
 out=""
+note=""
 
 usage() {
   cat <<EOF
@@ -40,6 +41,7 @@ usage: bench/peers.sh [options]
   --build DIR      CMake build directory for fsysfs and metadata_bench [$REPO/build]
   --no-build       use the binaries already in the build directory
   --out FILE       results file [bench/results/peers-<date>.md; none with --quick]
+  --note TEXT      a line for the report's header (e.g. which commit the binaries are from)
 EOF
 }
 
@@ -61,6 +63,7 @@ while (($#)); do
     --build) build_dir=$(realpath -m "${2:?}"); shift ;;
     --no-build) do_build=0 ;;
     --out) out=${2:?}; out_given=1; shift ;;
+    --note) note=${2:?}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -107,7 +110,7 @@ for t in "${T[@]}"; do
   esac
 done
 [[ -d $base_dir ]] || die "--dir $base_dir is not a directory"
-fs_type=$(stat -f -c %T "$base_dir")
+fs_type=$(findmnt -n -o FSTYPE -T "$base_dir" 2>/dev/null || stat -f -c %T "$base_dir")
 [[ $fs_type != tmpfs ]] || die "--dir $base_dir is on tmpfs, where fsync costs nothing"
 
 if ((do_build)); then
@@ -297,14 +300,14 @@ run_workload() {
 # Files the workloads overwrite or read are laid out once, directly in each backing
 # directory (the same bytes every target then serves), and synced before any timing.
 layout() {
-  local b=$1
-  fio --name=layout --ioengine=psync --directory="$b" --filename_format='rw.$jobnum' \
+  local b=$1 json=$work/layout
+  run_bg fio --name=layout --ioengine=psync --directory="$b" --filename_format='rw.$jobnum' \
     --size="${rw_size_mb}M" --rw=write --bs=1M --numjobs=4 --end_fsync=1 \
     --output-format=terse >/dev/null || die "layout of rw files in $b failed"
-  fio --name=layout --ioengine=psync --directory="$b" --filename=dsync.dat \
+  run_bg fio --name=layout --ioengine=psync --directory="$b" --filename=dsync.dat \
     --size="${rw_size_mb}M" --rw=write --bs=1M --end_fsync=1 --output-format=terse \
     >/dev/null || die "layout of dsync.dat in $b failed"
-  fio --name=layout --ioengine=psync --directory="$b" --filename=read.dat \
+  run_bg fio --name=layout --ioengine=psync --directory="$b" --filename=read.dat \
     --size="${read_size_mb}M" --rw=write --bs=1M --end_fsync=1 --output-format=terse \
     >/dev/null || die "layout of read.dat in $b failed"
 }
@@ -366,8 +369,14 @@ report() {
   echo
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); run time $((elapsed / 60)) min $((elapsed % 60)) s"
   echo "- Command: \`bench/peers.sh${cmdline}\`"
-  echo "- Commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo ?)" \
-    "$(git -C "$REPO" diff --quiet HEAD -- engine fusefs mount 2>/dev/null || echo '(engine/fusefs/mount modified)')"
+  if ((do_build)); then
+    echo "- Built from commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo ?)" \
+      "$(git -C "$REPO" diff --quiet HEAD -- engine fusefs mount 2>/dev/null ||
+        echo '(engine/fusefs/mount had uncommitted changes)')"
+  else
+    echo "- Binaries already in $build_dir (--no-build)"
+  fi
+  [[ -z $note ]] || echo "- Note: $note"
   echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
     "kernel $(uname -r), $fs_type on $dev ($base_dir); fio $(fio --version)"
   echo "- Load average before / after: $load_before / $load_after"
