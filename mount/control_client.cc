@@ -128,6 +128,14 @@ int run_set(std::span<const std::string_view> args) {
     changes.emplace_back(attr::kDurability, spec->show(scratch));
   }
   for (const auto& [name, value] : changes) {
+    if (value == fusefs::durability_name(fusefs::Durability::kStrict) &&
+        read_attr(args[0], attr::kStatsJson).find("\"writeback_cache\":true") !=
+            std::string::npos) {
+      throw Error(
+          fmt::format("setting strict: {} uses the kernel writeback cache, which keeps "
+                      "writes from the daemon (mount it without writeback_cache)",
+                      args[0]));
+    }
     write_attr(args[0], name, value, fmt::format("setting {}", value));
   }
   return 0;

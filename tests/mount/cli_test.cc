@@ -477,3 +477,97 @@ TEST_F(CliTest, Fstab_MountAndUmountThroughMount8) {
 
 }  // namespace
 }  // namespace fsysfs::mount
+
+namespace fsysfs::mount {
+namespace {
+
+TEST_F(CliTest, StatsSetInject_OnALiveMount) {
+  UniqueFd daemon = mount_daemon({"-o", "allow_other"});
+  ASSERT_TRUE(daemon);
+  { std::ofstream(mnt_ + "/f") << "data"; }
+
+  Result stats = run({kBinary, "stats", mnt_});
+  EXPECT_EQ(stats.status, 0) << stats.err;
+  EXPECT_TRUE(stats.out.starts_with("fsysfs on " + mnt_ + " (backing " + backing_ + ")\n"))
+      << stats.out;
+  EXPECT_NE(stats.out.find("durability fsync"), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find("\nwrite "), std::string::npos) << stats.out;
+
+  Result set = run({kBinary, "set", mnt_, "durability=strict", "dirsync=off"});
+  EXPECT_EQ(set.status, 0) << set.err;
+  Result json = run({kBinary, "stats", mnt_, "--json"});
+  EXPECT_EQ(json.status, 0) << json.err;
+  EXPECT_TRUE(json.out.starts_with("{\"mountpoint\":")) << json.out;
+  EXPECT_NE(json.out.find("\"durability\":\"strict\",\"dirsync\":\"off\""), std::string::npos)
+      << json.out;
+
+  Result inject = run({kBinary, "inject", mnt_, "op=fsync,path=/f,errno=EIO,count=1"});
+  EXPECT_EQ(inject.status, 0) << inject.err;
+  Result list = run({kBinary, "inject", mnt_, "--list"});
+  EXPECT_EQ(list.out, "op=fsync,path=/f,errno=EIO,count=1 (hits 0, left 1)\n");
+  EXPECT_EQ(run({kBinary, "inject", mnt_, "--clear"}).status, 0);
+  EXPECT_EQ(run({kBinary, "inject", mnt_, "--list"}).out, "");
+
+  EXPECT_EQ(run({kBinary, "stats", mnt_, "--reset"}).status, 0);
+  json = run({kBinary, "stats", mnt_, "--json"});
+  EXPECT_NE(json.out.find("\"write\":{\"count\":0,"), std::string::npos) << json.out;
+
+  // Another user may read, not change.
+  const RunOptions nobody{.uid = 65534, .cwd = {}};
+  EXPECT_EQ(run({kBinary, "stats", mnt_}, nobody).status, 0);
+  Result denied = run({kBinary, "set", mnt_, "durability=none"}, nobody);
+  EXPECT_NE(denied.status, 0);
+  EXPECT_EQ(denied.err,
+            "fsysfs: setting none: permission denied (only root and the user who "
+            "mounted " +
+                mnt_ + " may change it)\n");
+
+  EXPECT_EQ(run({"umount", mnt_}).status, 0);
+  EXPECT_TRUE(wait_for_exit(daemon));
+}
+
+TEST_F(CliTest, ControlCommands_BadInputIsOneLine) {
+  auto expect_error = [&](const std::vector<std::string>& args, const std::string& expected) {
+    std::vector<std::string> argv{kBinary};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Result r = run(argv);
+    EXPECT_NE(r.status, 0) << args[0];
+    EXPECT_EQ(r.err, "fsysfs: " + expected + "\n");
+    EXPECT_EQ(r.out, "");
+  };
+  expect_error({"stats"}, "missing MOUNTPOINT (usage: fsysfs stats MOUNTPOINT [--json] [--reset])");
+  expect_error({"stats", backing_},
+               backing_ + " is not an fsysfs mount (no control file " + backing_ + "/.fsysfs)");
+  expect_error({"stats", mnt_, "--yaml"},
+               "unexpected argument '--yaml' (usage: fsysfs stats MOUNTPOINT [--json] [--reset])");
+  expect_error({"set", mnt_},
+               "nothing to set (usage: fsysfs set MOUNTPOINT durability=none|fsync|close|strict | "
+               "dirsync=on|off|auto ...)");
+  expect_error({"set", mnt_, "durability=sometimes"},
+               "bad value 'sometimes' for option durability (expected one of "
+               "none|fsync|close|strict)");
+  expect_error({"set", mnt_, "threads=4"},
+               "'threads' cannot change on a live mount (durability and dirsync can)");
+  expect_error({"set", mnt_, "dirsync=maybe"},
+               "bad value 'maybe' for dirsync (expected on|off|auto)");
+  expect_error({"inject", mnt_, "op=write"},
+               "bad fault rule 'op=write': a rule needs errno=E... or delay_ms=N");
+  expect_error({"inject", mnt_},
+               "expected one rule (usage: fsysfs inject MOUNTPOINT RULE | "
+               "--clear | --list)");
+}
+
+TEST_F(CliTest, Set_StrictRefusedOnAWritebackMount) {
+  UniqueFd daemon = mount_daemon({"-o", "writeback_cache"});
+  ASSERT_TRUE(daemon);
+  Result r = run({kBinary, "set", mnt_, "durability=strict"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.err, "fsysfs: setting strict: " + mnt_ +
+                       " uses the kernel writeback cache, which keeps writes from the daemon "
+                       "(mount it without writeback_cache)\n");
+  EXPECT_EQ(run({"umount", mnt_}).status, 0);
+  EXPECT_TRUE(wait_for_exit(daemon));
+}
+
+}  // namespace
+}  // namespace fsysfs::mount

@@ -1,0 +1,519 @@
+// Durability modes, dirsync, live switching, the control file, sync error reporting and
+// fault injection, on real mounts. Counts come from the mount's own statistics (the
+// control file); tracefs_test.cc checks the same contracts through the kernel.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "tests/fusefs/mount_fixture.h"
+#include "tests/fusefs/parity.h"
+
+namespace fsysfs::test {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+// Finds the number at `keys` (each searched after the previous) in the stats JSON. The
+// keys of one object never repeat, and objects are written in a fixed order, so a forward
+// search reaches the right value.
+uint64_t json_number(const std::string& json, std::initializer_list<std::string_view> keys) {
+  size_t pos = 0;
+  for (auto key : keys) {
+    std::string quoted = "\"" + std::string(key) + "\":";
+    pos = json.find(quoted, pos);
+    if (pos == std::string::npos) {
+      ADD_FAILURE() << "no key " << key << " in " << json;
+      return ~0ull;
+    }
+    pos += quoted.size();
+  }
+  return std::stoull(json.substr(pos));
+}
+
+std::string json_word(const std::string& json, std::string_view key) {
+  std::string quoted = "\"" + std::string(key) + "\":\"";
+  size_t pos = json.find(quoted);
+  if (pos == std::string::npos) return "?";
+  pos += quoted.size();
+  return json.substr(pos, json.find('"', pos) - pos);
+}
+
+void write_at(int fd, const std::string& data, off_t off) {
+  ASSERT_EQ(::pwrite(fd, data.data(), data.size(), off), static_cast<ssize_t>(data.size()))
+      << std::strerror(errno);
+}
+
+class DurabilityTest : public MountFixture {
+ protected:
+  std::string control() const { return mnt_ + "/.fsysfs"; }
+
+  std::string stats() {
+    std::vector<char> buf(1 << 16);
+    ssize_t n = ::getxattr(control().c_str(), "user.fsysfs.stats.json", buf.data(), buf.size());
+    EXPECT_GT(n, 0) << std::strerror(errno);
+    return n > 0 ? std::string(buf.data(), static_cast<size_t>(n)) : std::string();
+  }
+  uint64_t engine_count(std::string_view kind) {
+    return json_number(stats(), {"engine", "ops", kind, "count"});
+  }
+  uint64_t fuse_count(std::string_view key) { return json_number(stats(), {"fuse", key}); }
+  uint64_t fuse_op(std::string_view op) { return json_number(stats(), {"fuse", "ops", op}); }
+
+  // Sets a control attribute; 0 or the errno.
+  int set(const char* attr, std::string_view value) {
+    return ::setxattr(control().c_str(), attr, value.data(), value.size(), 0) == 0 ? 0 : errno;
+  }
+  void inject(std::string_view rule) { ASSERT_EQ(set("user.fsysfs.inject", rule), 0) << rule; }
+
+  int open_mnt(const std::string& rel, int flags) {
+    int fd = ::open((mnt_ + "/" + rel).c_str(), flags | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0) << rel << ": " << std::strerror(errno);
+    return fd;
+  }
+};
+
+template <const char* kOptions>
+class MountedWith : public DurabilityTest {
+ protected:
+  std::string mount_options() const override { return kOptions; }
+};
+
+constexpr char kNone[] = "allow_other,durability=none";
+constexpr char kClose[] = "allow_other,durability=close";
+constexpr char kStrict[] = "allow_other,durability=strict";
+constexpr char kStrictNoDirsync[] = "allow_other,sync,nodirsync";
+constexpr char kDirsync[] = "allow_other,dirsync";
+constexpr char kWriteback[] = "allow_other,writeback_cache";
+
+using NoneMode = MountedWith<kNone>;
+using CloseMode = MountedWith<kClose>;
+using StrictMode = MountedWith<kStrict>;
+using StrictNoDirsync = MountedWith<kStrictNoDirsync>;
+using DirsyncMount = MountedWith<kDirsync>;
+using WritebackMount = MountedWith<kWriteback>;
+
+TEST_F(DurabilityTest, FsyncMode_WritesAreNotSyncedUntilTheAppSyncs) {
+  EXPECT_EQ(json_word(stats(), "durability"), "fsync");
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  for (int i = 0; i < 5; ++i) write_at(fd, std::string(4096, 'a' + i), i * 4096);
+  EXPECT_EQ(engine_count("write"), 5u);
+  EXPECT_EQ(engine_count("write+fdatasync"), 0u);
+  EXPECT_EQ(engine_count("fdatasync") + engine_count("fsync"), 0u);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  ASSERT_EQ(::fsync(fd), 0);
+  ::close(fd);
+  EXPECT_EQ(engine_count("fdatasync"), 1u);
+  EXPECT_EQ(engine_count("fsync"), 1u);
+  EXPECT_EQ(fuse_count("syncs_issued"), 2u);
+  EXPECT_EQ(fuse_count("close_syncs"), 0u);
+  EXPECT_EQ(fuse_count("dir_syncs"), 0u);
+  EXPECT_EQ(fuse_op("write"), 5u);
+  EXPECT_EQ(fuse_op("fsync"), 2u);
+}
+
+TEST_F(NoneMode, SyncsAreAnsweredWithoutSyncing) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  write_at(fd, "data", 0);
+  EXPECT_EQ(::fsync(fd), 0);
+  EXPECT_EQ(::fdatasync(fd), 0);
+  ::close(fd);
+  int dir = ::open(mnt_.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dir, 0);
+  EXPECT_EQ(::fsync(dir), 0);
+  ::close(dir);
+  EXPECT_EQ(fuse_count("syncs_skipped"), 3u);
+  EXPECT_EQ(fuse_count("syncs_issued"), 0u);
+  EXPECT_EQ(engine_count("fsync") + engine_count("fdatasync"), 0u);
+  EXPECT_EQ(read_file(backing_ + "/f"), "data");
+}
+
+TEST_F(StrictMode, EveryWriteIsALinkedWriteFdatasync_AndDirsyncFollows) {
+  const std::string s = stats();
+  EXPECT_EQ(json_word(s, "durability"), "strict");
+  EXPECT_EQ(json_word(s, "dirsync"), "auto");
+  EXPECT_NE(s.find("\"dirsync_active\":true"), std::string::npos);
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  EXPECT_EQ(fuse_count("dir_syncs"), 1u);  // the create
+  for (int i = 0; i < 4; ++i) write_at(fd, std::string(100, 'x'), i * 100);
+  ::close(fd);
+  EXPECT_EQ(engine_count("write+fdatasync"), 4u);
+  EXPECT_EQ(engine_count("write"), 0u);
+  EXPECT_EQ(json_number(stats(), {"engine", "ops", "write+fdatasync", "bytes"}), 400u);
+  EXPECT_EQ(read_file(backing_ + "/f"), std::string(400, 'x'));
+}
+
+TEST_F(StrictNoDirsync, SyncIsStrict_NodirsyncKeepsDirectoriesAlone) {
+  EXPECT_EQ(json_word(stats(), "durability"), "strict");
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  write_at(fd, "x", 0);
+  ::close(fd);
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
+  EXPECT_EQ(engine_count("write+fdatasync"), 1u);
+  EXPECT_EQ(fuse_count("dir_syncs"), 0u);
+}
+
+TEST_F(CloseMode, CloseOfAHandleThatWroteSyncs_OthersDoNot) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  write_at(fd, "data", 0);
+  EXPECT_EQ(engine_count("fdatasync"), 0u);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(fuse_count("close_syncs"), 1u);
+  EXPECT_EQ(engine_count("fdatasync"), 1u);
+
+  int rd = open_mnt("f", O_RDONLY);
+  char buf[8];
+  EXPECT_EQ(::read(rd, buf, sizeof buf), 4);
+  ASSERT_EQ(::close(rd), 0);
+  EXPECT_EQ(fuse_count("close_syncs"), 1u);
+
+  // An fsync after the last write leaves nothing for close to do.
+  fd = open_mnt("f", O_WRONLY);
+  write_at(fd, "more", 4);
+  ASSERT_EQ(::fsync(fd), 0);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(fuse_count("close_syncs"), 1u);
+  EXPECT_EQ(engine_count("fsync"), 1u);
+
+  // A dup'd descriptor closes the same handle: the sync happens at the first close after a
+  // write, and only then.
+  fd = open_mnt("f", O_WRONLY);
+  int dup = ::dup(fd);
+  write_at(fd, "!", 8);
+  ASSERT_EQ(::close(dup), 0);
+  EXPECT_EQ(fuse_count("close_syncs"), 2u);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(fuse_count("close_syncs"), 2u);
+  EXPECT_EQ(read_file(backing_ + "/f"), "datamore!");
+}
+
+TEST_F(DirsyncMount, EachNamespaceChangeSyncsItsParents) {
+  auto dir_syncs = [&] { return fuse_count("dir_syncs"); };
+  const std::string m = mnt_ + "/";
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  ::close(fd);
+  EXPECT_EQ(dir_syncs(), 1u);
+  ASSERT_EQ(::mkdir((m + "d").c_str(), 0755), 0);
+  EXPECT_EQ(dir_syncs(), 2u);
+  ASSERT_EQ(::rename((m + "f").c_str(), (m + "d/f").c_str()), 0);
+  EXPECT_EQ(dir_syncs(), 4u);  // both parents
+  ASSERT_EQ(::rename((m + "d/f").c_str(), (m + "d/g").c_str()), 0);
+  EXPECT_EQ(dir_syncs(), 5u);  // one parent, once
+  ASSERT_EQ(::link((m + "d/g").c_str(), (m + "h").c_str()), 0);
+  EXPECT_EQ(dir_syncs(), 6u);
+  ASSERT_EQ(::symlink("d/g", (m + "s").c_str()), 0);
+  EXPECT_EQ(dir_syncs(), 7u);
+  ASSERT_EQ(::mkfifo((m + "p").c_str(), 0600), 0);
+  EXPECT_EQ(dir_syncs(), 8u);
+  ASSERT_EQ(::unlink((m + "h").c_str()), 0);
+  EXPECT_EQ(dir_syncs(), 9u);
+  ASSERT_EQ(::unlink((m + "d/g").c_str()), 0);
+  ASSERT_EQ(::rmdir((m + "d").c_str()), 0);
+  EXPECT_EQ(dir_syncs(), 11u);
+  // Directory fsyncs run on the engine like any other.
+  EXPECT_EQ(engine_count("fsync"), 11u);
+  // A failed change syncs nothing.
+  EXPECT_NE(::mkdir((m + "s").c_str(), 0755), 0);
+  EXPECT_EQ(dir_syncs(), 11u);
+}
+
+TEST_F(DurabilityTest, LiveSwitch_AppliesToOperationsThatStartAfterIt) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  write_at(fd, "a", 0);
+  EXPECT_EQ(engine_count("write"), 1u);
+
+  ASSERT_EQ(set("user.fsysfs.durability", "strict"), 0);
+  EXPECT_EQ(json_word(stats(), "durability"), "strict");
+  write_at(fd, "b", 1);
+  EXPECT_EQ(engine_count("write+fdatasync"), 1u);
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
+  EXPECT_EQ(fuse_count("dir_syncs"), 1u);  // strict turns dirsync on (auto)
+
+  ASSERT_EQ(set("user.fsysfs.dirsync", "off"), 0);
+  ASSERT_EQ(::mkdir((mnt_ + "/e").c_str(), 0755), 0);
+  EXPECT_EQ(fuse_count("dir_syncs"), 1u);
+
+  ASSERT_EQ(set("user.fsysfs.durability", "none"), 0);
+  write_at(fd, "c", 2);
+  EXPECT_EQ(::fsync(fd), 0);
+  EXPECT_EQ(engine_count("write"), 2u);
+  EXPECT_EQ(fuse_count("syncs_skipped"), 1u);
+
+  EXPECT_EQ(set("user.fsysfs.durability", "sometimes"), EINVAL);
+  EXPECT_EQ(set("user.fsysfs.dirsync", "maybe"), EINVAL);
+  EXPECT_EQ(set("user.fsysfs.nonsense", "1"), ENOTSUP);
+  EXPECT_EQ(json_word(stats(), "durability"), "none");
+  ::close(fd);
+  EXPECT_EQ(read_file(backing_ + "/f"), "abc");
+}
+
+// Writers keep writing and syncing while the mode cycles through all four: no write may
+// fail and every byte must land.
+TEST_F(DurabilityTest, LiveSwitchUnderLoad_NoErrorNoLostWrite) {
+  constexpr int kWriters = 4;
+  constexpr int kBlocks = 300;
+  constexpr size_t kBlock = 4096;
+  std::atomic<bool> failed{false};
+  std::atomic<int> done{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      int fd =
+          ::open((mnt_ + "/w" + std::to_string(w)).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        failed = true;
+        return;
+      }
+      for (int b = 0; b < kBlocks; ++b) {
+        std::string block(kBlock, static_cast<char>('A' + (w * 7 + b) % 26));
+        if (::pwrite(fd, block.data(), kBlock, static_cast<off_t>(b) * kBlock) !=
+            static_cast<ssize_t>(kBlock)) {
+          failed = true;
+        }
+        if (b % 16 == 0 && ::fdatasync(fd) != 0) failed = true;
+      }
+      if (::close(fd) != 0) failed = true;
+      ++done;
+    });
+  }
+  const char* modes[] = {"strict", "none", "close", "fsync"};
+  int switches = 0;
+  while (done.load() < kWriters) {
+    ASSERT_EQ(set("user.fsysfs.durability", modes[switches % 4]), 0);
+    ++switches;
+    std::this_thread::yield();
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_FALSE(failed.load());
+  EXPECT_GE(switches, 4);
+  unmount();
+  for (int w = 0; w < kWriters; ++w) {
+    std::string got = read_file(backing_ + "/w" + std::to_string(w));
+    ASSERT_EQ(got.size(), kBlocks * kBlock) << "writer " << w;
+    for (int b = 0; b < kBlocks; ++b) {
+      ASSERT_EQ(got.substr(b * kBlock, kBlock),
+                std::string(kBlock, static_cast<char>('A' + (w * 7 + b) % 26)))
+          << "writer " << w << " block " << b;
+    }
+  }
+}
+
+TEST_F(WritebackMount, StrictIsRefusedWhileTheKernelCachesWrites) {
+  EXPECT_EQ(set("user.fsysfs.durability", "strict"), EINVAL);
+  EXPECT_EQ(json_word(stats(), "durability"), "fsync");
+  EXPECT_NE(stats().find("\"writeback_cache\":true"), std::string::npos);
+  EXPECT_EQ(set("user.fsysfs.durability", "close"), 0);
+}
+
+// The kernel's rule for writeback errors (errseq): every open file that has not seen a
+// sync error yet sees it once, on fsync or on close; files opened later do not.
+TEST_F(DurabilityTest, SyncErrorReachesEveryOpenFileOfTheInodeOnce) {
+  int a = open_mnt("f", O_CREAT | O_WRONLY);
+  int b = open_mnt("f", O_WRONLY);
+  int c = open_mnt("f", O_RDONLY);
+  int other = open_mnt("g", O_CREAT | O_WRONLY);
+  write_at(a, "data", 0);
+  inject("op=fsync|fdatasync,path=/f,errno=EIO,count=1");
+  errno = 0;
+  EXPECT_EQ(::fsync(a), -1);
+  EXPECT_EQ(errno, EIO);
+  EXPECT_EQ(::fsync(a), 0);  // seen already
+  int late = open_mnt("f", O_WRONLY);
+  errno = 0;
+  EXPECT_EQ(::fdatasync(b), -1);
+  EXPECT_EQ(errno, EIO);
+  EXPECT_EQ(::fdatasync(b), 0);
+  EXPECT_EQ(::fsync(late), 0);   // opened after the error
+  EXPECT_EQ(::fsync(other), 0);  // another inode
+  errno = 0;
+  EXPECT_EQ(::close(c), -1);  // close reports it to a file that has not seen it
+  EXPECT_EQ(errno, EIO);
+  EXPECT_EQ(::close(a), 0);
+  EXPECT_EQ(::close(b), 0);
+  EXPECT_EQ(::close(late), 0);
+  EXPECT_EQ(::close(other), 0);
+  const std::string s = stats();
+  EXPECT_EQ(json_number(s, {"fuse", "errors", "EIO"}), 3u);
+  EXPECT_EQ(json_number(s, {"fuse", "faults_injected"}), 1u);
+}
+
+TEST_F(DurabilityTest, InjectedWriteErrorsReachTheApp_AndTheMountStaysUsable) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  inject("op=write,errno=ENOSPC,count=1");
+  errno = 0;
+  EXPECT_EQ(::pwrite(fd, "abc", 3, 0), -1);
+  EXPECT_EQ(errno, ENOSPC);
+  write_at(fd, "abc", 0);
+  inject("op=write,path=/f,errno=EDQUOT,count=2");
+  errno = 0;
+  EXPECT_EQ(::pwrite(fd, "xyz", 3, 0), -1);
+  EXPECT_EQ(errno, EDQUOT);
+  int g = open_mnt("g", O_CREAT | O_WRONLY);
+  write_at(g, "g", 0);  // outside the glob
+  ::close(g);
+  ::close(fd);
+  EXPECT_EQ(read_file(backing_ + "/f"), "abc");
+  std::vector<char> buf(4096);
+  ssize_t n = ::getxattr(control().c_str(), "user.fsysfs.faults", buf.data(), buf.size());
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf.data(), n),
+            "op=write,errno=ENOSPC,count=1 (hits 1, left 0)\n"
+            "op=write,path=/f,errno=EDQUOT,count=2 (hits 1, left 1)\n");
+  ASSERT_EQ(set("user.fsysfs.inject.clear", "1"), 0);
+  fd = open_mnt("f", O_WRONLY);
+  write_at(fd, "ok", 0);
+  ::close(fd);
+}
+
+TEST_F(StrictMode, AFailedWriteChainFailsTheWrite) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  inject("op=write,errno=EIO,count=1");
+  errno = 0;
+  EXPECT_EQ(::pwrite(fd, "abc", 3, 0), -1);
+  EXPECT_EQ(errno, EIO);
+  write_at(fd, "abc", 0);
+  ::close(fd);
+  EXPECT_EQ(engine_count("write+fdatasync"), 1u);
+}
+
+TEST_F(DurabilityTest, InjectedErrorsOnNamespaceOps_MatchTheirGlob) {
+  const std::string m = mnt_ + "/";
+  ASSERT_EQ(::mkdir((m + "dir").c_str(), 0755), 0);
+  write_file(m + "a", "a");
+  inject("op=rename,path=/a,errno=EROFS");
+  inject("op=create|mknod|mkdir,path=/dir/*,errno=EDQUOT");
+  inject("op=unlink,errno=EBUSY,count=1");
+  errno = 0;
+  EXPECT_EQ(::rename((m + "a").c_str(), (m + "b").c_str()), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::open((m + "dir/x").c_str(), O_CREAT | O_WRONLY, 0644), -1);
+  EXPECT_EQ(errno, EDQUOT);
+  EXPECT_EQ(::mkdir((m + "dir/y").c_str(), 0755), -1);
+  EXPECT_EQ(errno, EDQUOT);
+  EXPECT_EQ(::mkfifo((m + "dir/z").c_str(), 0600), -1);
+  EXPECT_EQ(errno, EDQUOT);
+  EXPECT_EQ(::mkdir((m + "y").c_str(), 0755), 0);  // outside the glob
+  EXPECT_EQ(::unlink((m + "a").c_str()), -1);
+  EXPECT_EQ(errno, EBUSY);
+  struct stat st;
+  EXPECT_EQ(::lstat((backing_ + "/a").c_str(), &st), 0);  // nothing happened
+  EXPECT_EQ(::lstat((backing_ + "/dir/x").c_str(), &st), -1);
+  EXPECT_EQ(::unlink((m + "a").c_str()), 0);  // the count ran out
+  EXPECT_EQ(fuse_count("faults_injected"), 5u);
+}
+
+TEST_F(DurabilityTest, InjectedDelayHoldsTheRequest) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  inject("op=fsync,delay_ms=150,count=1");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(::fsync(fd), 0);
+  // A lower bound only: the rule sleeps at least this long before the sync.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(150));
+  ::close(fd);
+}
+
+TEST_F(DurabilityTest, BadFaultRulesAreRefused) {
+  for (const char* bad : {"op=teleport,errno=EIO", "op=write", "op=write,errno=EWHAT",
+                          "op=write,errno=EIO,count=0", "op=write,errno=EIO,probability=2",
+                          "errno=EIO", "op=write,errno=EIO,colour=red", "op=write,errno"}) {
+    EXPECT_EQ(set("user.fsysfs.inject", bad), EINVAL) << bad;
+  }
+  EXPECT_EQ(json_number(stats(), {"fuse", "faults_injected"}), 0u);
+  EXPECT_EQ(stats().find("\"faults\":[]"), stats().rfind("\"faults\":[]"));
+  EXPECT_NE(stats().find("\"faults\":[]"), std::string::npos);
+}
+
+TEST_F(DurabilityTest, ControlFileIsHiddenAndItsNameReservedInTheRootOnly) {
+  write_file(backing_ + "/.fsysfs", "shadowed");
+  const std::string m = mnt_ + "/";
+  DIR* d = ::opendir(mnt_.c_str());
+  ASSERT_NE(d, nullptr);
+  bool listed = false;
+  while (dirent* e = ::readdir(d)) listed |= std::string_view(e->d_name) == ".fsysfs";
+  ::closedir(d);
+  EXPECT_FALSE(listed);
+
+  struct stat st;
+  ASSERT_EQ(::lstat(control().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  EXPECT_EQ(st.st_uid, ::getuid());
+  errno = 0;
+  EXPECT_EQ(::open(control().c_str(), O_RDONLY), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::open(control().c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644), -1);
+  EXPECT_EQ(errno, EEXIST);
+  EXPECT_EQ(::mkdir(control().c_str(), 0755), -1);
+  EXPECT_EQ(errno, EEXIST);
+  EXPECT_EQ(::unlink(control().c_str()), -1);
+  EXPECT_EQ(errno, EPERM);
+  write_file(m + "x", "x");
+  EXPECT_EQ(::rename((m + "x").c_str(), control().c_str()), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::rename(control().c_str(), (m + "y").c_str()), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::chmod(control().c_str(), 0600), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(read_file(backing_ + "/.fsysfs"), "shadowed");
+
+  // Anywhere else it is an ordinary name.
+  ASSERT_EQ(::mkdir((m + "sub").c_str(), 0755), 0);
+  write_file(m + "sub/.fsysfs", "plain");
+  EXPECT_EQ(read_file(backing_ + "/sub/.fsysfs"), "plain");
+}
+
+TEST_F(DurabilityTest, AnyoneReadsStats_OnlyRootOrTheOwnerChangesSettings) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::setresgid(kNobody, kNobody, kNobody) != 0 ||
+        ::setresuid(kNobody, kNobody, kNobody) != 0) {
+      _exit(10);
+    }
+    char buf[65536];
+    if (::getxattr(control().c_str(), "user.fsysfs.stats.json", buf, sizeof buf) <= 0) _exit(11);
+    if (::setxattr(control().c_str(), "user.fsysfs.durability", "none", 4, 0) == 0) _exit(12);
+    if (errno != EACCES && errno != EPERM) _exit(13);
+    if (::setxattr(control().c_str(), "user.fsysfs.inject", "op=all,errno=EIO", 16, 0) == 0) {
+      _exit(14);
+    }
+    if (::setxattr(control().c_str(), "user.fsysfs.stats.reset", "1", 1, 0) == 0) _exit(15);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(json_word(stats(), "durability"), "fsync");
+  EXPECT_NE(stats().find("\"faults\":[]"), std::string::npos);
+}
+
+TEST_F(DurabilityTest, StatsCountErrorsByErrno_AndReset) {
+  struct stat st;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(::lstat((mnt_ + "/missing").c_str(), &st), -1);
+  EXPECT_GE(json_number(stats(), {"fuse", "errors", "ENOENT"}), 3u);
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  write_at(fd, "x", 0);
+  ::close(fd);
+  ASSERT_EQ(set("user.fsysfs.stats.reset", "1"), 0);
+  const std::string s = stats();
+  EXPECT_EQ(json_number(s, {"engine", "ops", "write", "count"}), 0u);
+  EXPECT_EQ(json_number(s, {"fuse", "ops", "write"}), 0u);
+  EXPECT_EQ(s.find("\"ENOENT\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fsysfs::test
