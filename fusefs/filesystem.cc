@@ -113,10 +113,11 @@ int Filesystem::lookup(Inode& parent, const char* name, fuse_entry_param* e) noe
   return entry_for(std::move(fd), e);
 }
 
-FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode) noexcept {
+FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode, bool writable) noexcept {
   try {
     auto h = std::make_unique<FileHandle>();
     h->inode = &inode;
+    h->writable = writable;
     h->errors_seen.store(inode.sync_errors.sample(), std::memory_order_relaxed);
     h->file = engine_->adopt(std::move(fd));
     std::lock_guard lock(handles_mu_);
@@ -256,7 +257,7 @@ void Filesystem::sync_and_reply(fuse_req_t req, Inode& inode, engine::File& file
   }
   stats_.count(SyncEvent::kIssued);
   // Writes that completed before this point are covered by this sync.
-  if (h != nullptr) h->dirty.store(false, std::memory_order_relaxed);
+  inode.unsynced_writes.store(false, std::memory_order_relaxed);
   int rc = guarded([&] {
     engine_->sync(file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull, finish);
     return 0;

@@ -22,7 +22,7 @@ struct FileHandle {
   std::unique_ptr<engine::File> file;  // owns the backing fd opened for this FUSE open
   Inode* inode = nullptr;  // held by the kernel's lookup reference while the file is open
   std::atomic<uint64_t> errors_seen{0};  // cursor into inode->sync_errors
-  std::atomic<bool> dirty{false};        // a write completed since the last sync began
+  bool writable = false;                 // opened for writing (durability=close syncs it)
   int fd() const noexcept { return file->fd(); }
 };
 

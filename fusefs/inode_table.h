@@ -39,6 +39,9 @@ struct Inode {
   const uint64_t generation;
   std::atomic<uint64_t> nlookup{0};
   ErrorSeq sync_errors;
+  // A write completed since the last sync of this inode began (any handle's sync covers
+  // the whole inode; with the writeback cache, the kernel writes through any open handle).
+  std::atomic<bool> unsynced_writes{false};
   // A directory's own handle for dirsync, opened at its first use.
   std::mutex dir_sync_mu;
   std::unique_ptr<engine::File> dir_sync_file;  // guarded by dir_sync_mu

@@ -37,6 +37,8 @@ int backing_flags(const Filesystem& fs, int flags) noexcept {
   return flags | O_CLOEXEC;
 }
 
+bool is_writable(int flags) noexcept { return (flags & O_ACCMODE) != O_RDONLY; }
+
 fuse_bufvec mem_bufvec(void* mem, size_t size) noexcept {
   fuse_bufvec v;
   std::memset(&v, 0, sizeof v);
@@ -73,7 +75,7 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
     const engine::SyncKind sync =
         fs.durability() == Durability::kStrict ? engine::SyncKind::kData : engine::SyncKind::kNone;
     engine::Completion done = [req, &h](int64_t res) noexcept {
-      if (res > 0) h.dirty.store(true, std::memory_order_relaxed);
+      if (res > 0) h.inode->unsynced_writes.store(true, std::memory_order_relaxed);
       reply_write_result(req, res);
     };
     engine::Buffer buf = eng.acquire_buffer();
@@ -114,7 +116,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   }
   if (rc < 0) {
     // answered below
-  } else if (FileHandle* h = fs.add_file(std::move(fd), inode); h == nullptr) {
+  } else if (FileHandle* h = fs.add_file(std::move(fd), inode, is_writable(fi->flags));
+             h == nullptr) {
     rc = -ENOMEM;
   } else {
     fi->fh = reinterpret_cast<uint64_t>(h);
@@ -151,7 +154,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     rc = path_fd ? fs.entry_for(std::move(path_fd), &e) : -errno;
   }
   if (rc == 0) {
-    if (FileHandle* h = fs.add_file(std::move(fd), fs.inode(e.ino)); h == nullptr) {
+    if (FileHandle* h = fs.add_file(std::move(fd), fs.inode(e.ino), is_writable(fi->flags));
+        h == nullptr) {
       fs.inodes().forget(e.ino, 1);
       rc = -ENOMEM;
     } else {
@@ -211,7 +215,8 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
     finish(-err);
     return;
   }
-  if (fs.durability() == Durability::kClose && h.dirty.exchange(false)) {
+  if (fs.durability() == Durability::kClose && h.writable &&
+      h.inode->unsynced_writes.exchange(false)) {
     fs.fuse_stats().count(SyncEvent::kClose);
     int rc = guarded([&] {
       fs.engine().sync(*h.file, engine::SyncKind::kData, finish);

@@ -98,6 +98,7 @@ constexpr char kStrict[] = "allow_other,durability=strict";
 constexpr char kStrictNoDirsync[] = "allow_other,sync,nodirsync";
 constexpr char kDirsync[] = "allow_other,dirsync";
 constexpr char kWriteback[] = "allow_other,writeback_cache";
+constexpr char kCloseWriteback[] = "allow_other,durability=close,writeback_cache";
 
 using NoneMode = MountedWith<kNone>;
 using CloseMode = MountedWith<kClose>;
@@ -105,6 +106,7 @@ using StrictMode = MountedWith<kStrict>;
 using StrictNoDirsync = MountedWith<kStrictNoDirsync>;
 using DirsyncMount = MountedWith<kDirsync>;
 using WritebackMount = MountedWith<kWriteback>;
+using CloseWriteback = MountedWith<kCloseWriteback>;
 
 TEST_F(DurabilityTest, FsyncMode_WritesAreNotSyncedUntilTheAppSyncs) {
   EXPECT_EQ(json_word(stats(), "durability"), "fsync");
@@ -198,6 +200,20 @@ TEST_F(CloseMode, CloseOfAHandleThatWroteSyncs_OthersDoNot) {
   ASSERT_EQ(::close(fd), 0);
   EXPECT_EQ(fuse_count("close_syncs"), 2u);
   EXPECT_EQ(read_file(backing_ + "/f"), "datamore!");
+}
+
+// With the writeback cache the kernel sends cached pages through any writable handle of
+// the inode; the handle being closed must still sync them.
+TEST_F(CloseWriteback, CloseSyncsWritesTheKernelSentThroughAnotherHandle) {
+  int keep = open_mnt("f", O_CREAT | O_RDWR);  // opened first: a candidate for writeback
+  int fd = open_mnt("f", O_WRONLY);
+  write_at(fd, std::string(8192, 'w'), 0);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(fuse_count("close_syncs"), 1u);
+  EXPECT_EQ(engine_count("fdatasync"), 1u);
+  EXPECT_EQ(read_file(backing_ + "/f"), std::string(8192, 'w'));
+  ASSERT_EQ(::close(keep), 0);
+  EXPECT_EQ(fuse_count("close_syncs"), 1u);  // nothing written since
 }
 
 TEST_F(DirsyncMount, EachNamespaceChangeSyncsItsParents) {
