@@ -3,6 +3,7 @@
 // An engine op: one request from a caller, pinned in memory from submission to
 // completion (its address is the io_uring user_data). Internal to engine/.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,7 +37,9 @@ struct Op {
   int cqes_left = 0;
   int32_t write_res = 0;
   int32_t sync_res = 0;
-  Op* next = nullptr;  // submission queue link
+  uint32_t write_len = 0;          // bytes the in-flight write SQE asked for
+  bool write_cqe_skipped = false;  // the chain's write posts a CQE only if it falls short
+  Op* next = nullptr;              // submission queue link
 
   OpKind kind() const noexcept {
     switch (type) {
@@ -65,8 +68,12 @@ class OpQueue {
   Op* take_all() noexcept;
   Op* take_one() noexcept;  // the oldest op, or nullptr
   bool empty() const noexcept;
+  // Lock-free hint for a polling consumer: true once a push is visible, false after the
+  // consumer emptied the queue. A push that races the check is seen on the next one.
+  bool maybe_nonempty() const noexcept { return nonempty_.load(std::memory_order_acquire); }
 
  private:
+  std::atomic<bool> nonempty_{false};
   mutable std::mutex mu_;
   Op* head_ = nullptr;  // guarded by mu_
   Op* tail_ = nullptr;  // guarded by mu_

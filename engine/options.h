@@ -23,6 +23,11 @@ struct Options {
   unsigned buffer_count = 16;   // 0 disables registered buffers
   size_t buffer_size = 1 << 20;
   unsigned sync_threads = 4;  // workers of the syscall backend
+  // io_uring: how long the owner thread polls for new ops and completions before it
+  // sleeps in the kernel, counted from the last op or completion it saw. Waking a
+  // sleeping thread costs far more than a few microseconds of polling on a VM whose idle
+  // CPUs halt; 0 never polls.
+  unsigned spin_us = 0;
   // Send an NVMe FLUSH after every successful sync on a file whose device allows it.
   bool nvme_flush = true;
   // Where NVMe devices are looked up; nullptr builds one from /sys and /dev (tests inject

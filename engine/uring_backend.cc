@@ -23,6 +23,14 @@ constexpr uint64_t kWakeTag = 2;
 // io_uring read/write lengths are 32-bit; larger writes continue as short writes.
 constexpr size_t kMaxIo = size_t{1} << 30;
 
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 }  // namespace
 
 UringBackend::UringBackend(Engine& engine, const Options& options, BufferPool* pool)
@@ -58,6 +66,8 @@ std::string UringBackend::setup() noexcept {
                      options_.sqpoll_idle_ms, setup_);
   if (r < 0) return setup_.notes;
   ring_ok_ = true;
+  skip_write_cqe_ = (ring_.features & IORING_FEAT_CQE_SKIP) != 0;
+  if (skip_write_cqe_) setup_.notes += ", CQE_SKIP";
   cq_capacity_ = ring_.cq.ring_entries - 1;  // one CQE stays free for the wake-up READ
   if (options_.fixed_files > 0) {
     r = io_uring_register_files_sparse(&ring_, options_.fixed_files);
@@ -119,6 +129,8 @@ void UringBackend::arm_wake() noexcept {
 }
 
 void UringBackend::loop() noexcept {
+  const uint64_t spin_ns = uint64_t{options_.spin_us} * 1000;
+  uint64_t last_event = now_ns();
   for (;;) {
     if (!wake_armed_) arm_wake();
     for (Op* op = queue_.take_all(); op;) {
@@ -129,6 +141,10 @@ void UringBackend::loop() noexcept {
     }
     while (!pending_.empty() && prep(pending_.front())) pending_.pop_front();
     if (stopping_.load() && pending_.empty() && cqes_in_flight_ == 0 && queue_.empty()) break;
+    if (spin_ns > 0 && poll(last_event + spin_ns)) {
+      last_event = now_ns();
+      continue;
+    }
 
     // Announce the wait before the last look at the queue: a submitter that pushes after
     // that look sees owner_waiting_ and signals the eventfd, completing the armed READ.
@@ -144,10 +160,32 @@ void UringBackend::loop() noexcept {
     } else if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
       component_logger("engine")->error("io_uring_enter: {}", std::strerror(-r));
     }
+    engine_.stats_.owner_sleeps.fetch_add(1, std::memory_order_relaxed);
     reap();
+    last_event = now_ns();
   }
   stopped_.store(true);
   fail_queued();
+}
+
+bool UringBackend::poll(uint64_t deadline) noexcept {
+  // The kernel starts on what is prepped while the owner polls.
+  if (io_uring_sq_ready(&ring_) > 0) submit_now();
+  // Completions show in the CQ ring without entering the kernel: the ring is never set
+  // up with DEFER_TASKRUN, under which they wait for the owner to ask.
+  do {
+    if (queue_.maybe_nonempty()) {
+      engine_.stats_.spin_hits.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (io_uring_cq_ready(&ring_) > 0) {
+      engine_.stats_.spin_hits.fetch_add(1, std::memory_order_relaxed);
+      reap();
+      return true;
+    }
+    cpu_relax();
+  } while (now_ns() < deadline);
+  return false;
 }
 
 void UringBackend::fail_queued() noexcept {
@@ -222,7 +260,11 @@ bool UringBackend::prep(Op* op) noexcept {
   }
 
   unsigned need = (op->type == OpType::kWrite && op->sync != SyncKind::kNone) ? 2 : 1;
-  if (cqes_in_flight_ + need > cq_capacity_) return false;
+  // A chain whose write skips its CQE on success posts exactly one: the write's when it
+  // failed or fell short (the sync is then cancelled without a CQE), else the sync's.
+  bool skip = need == 2 && skip_write_cqe_;
+  unsigned cqes = skip ? 1 : need;
+  if (cqes_in_flight_ + cqes > cq_capacity_) return false;
   if (io_uring_sq_space_left(&ring_) < need) {
     // Never split a chain across submissions: submit what is queued, then prep it whole.
     engine_.stats_.sq_full.fetch_add(1, std::memory_order_relaxed);
@@ -248,6 +290,7 @@ bool UringBackend::prep(Op* op) noexcept {
       std::byte* p = op->data + op->done;
       auto n = static_cast<unsigned>(std::min(op->len - op->done, kMaxIo));
       uint64_t off = op->off + op->done;
+      op->write_len = n;
       if (op->buf && buffers_registered_) {
         io_uring_prep_write_fixed(sqe, f.fd(), p, n, off, op->buf.index());
       } else {
@@ -263,15 +306,17 @@ bool UringBackend::prep(Op* op) noexcept {
   op->cqes_left = 1;
   op->write_res = 0;
   op->sync_res = 0;
+  op->write_cqe_skipped = skip;
   if (need == 2) {
     sqe->flags |= IOSQE_IO_LINK;
+    if (skip) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe* s = io_uring_get_sqe(&ring_);
     io_uring_prep_fsync(s, f.fd(), op->sync == SyncKind::kData ? IORING_FSYNC_DATASYNC : 0);
     set_file(s, f);
     io_uring_sqe_set_data64(s, ud | kTagSync);
-    op->cqes_left = 2;
+    op->cqes_left = static_cast<int>(cqes);
   }
-  cqes_in_flight_ += need;
+  cqes_in_flight_ += cqes;
   return true;
 }
 
@@ -291,6 +336,7 @@ void UringBackend::on_cqe(uint64_t user_data, int32_t res) noexcept {
     return;
   }
   --cqes_in_flight_;
+  engine_.stats_.cqes.fetch_add(1, std::memory_order_relaxed);
   auto* op = reinterpret_cast<Op*>(user_data & ~kTagMask);
   if (op->type != OpType::kWrite) {
     finish(op, res);
@@ -298,6 +344,8 @@ void UringBackend::on_cqe(uint64_t user_data, int32_t res) noexcept {
   }
   if ((user_data & kTagMask) == kTagSync) {
     op->sync_res = res;
+    // The sync ran, so the write before it completed in full.
+    if (op->write_cqe_skipped) op->write_res = static_cast<int32_t>(op->write_len);
   } else {
     op->write_res = res;
   }

@@ -41,6 +41,9 @@ class UringBackend final : public Backend {
   void run(std::promise<std::string>* ready) noexcept;
   std::string setup() noexcept;
   void loop() noexcept;
+  // Submits what is prepped, then polls for a queued op or a completion until `deadline`
+  // (now_ns). True when one turned up (completions are reaped); false at the deadline.
+  bool poll(uint64_t deadline) noexcept;
   void wake() noexcept;
   void arm_wake() noexcept;
   // Preps op's SQEs; false when the CQ has no room for them yet (op is left pending).
@@ -69,7 +72,8 @@ class UringBackend final : public Backend {
   RingSetup setup_;
   std::optional<FileTable> files_;
   bool buffers_registered_ = false;
-  std::deque<Op*> pending_;  // taken from queue_, not yet prepped (in order)
+  bool skip_write_cqe_ = false;  // IORING_FEAT_CQE_SKIP: a chain posts one CQE, not two
+  std::deque<Op*> pending_;      // taken from queue_, not yet prepped (in order)
   unsigned cq_capacity_ = 0;
   unsigned cqes_in_flight_ = 0;  // CQEs still to come for prepped SQEs (wake read excluded)
   unsigned unsubmitted_ = 0;     // SQEs prepped since the last submit
