@@ -113,11 +113,17 @@ int Filesystem::lookup(Inode& parent, const char* name, fuse_entry_param* e) noe
   return entry_for(std::move(fd), e);
 }
 
-FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode, bool writable) noexcept {
+FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode, int open_flags) noexcept {
   try {
     auto h = std::make_unique<FileHandle>();
     h->inode = &inode;
-    h->writable = writable;
+    h->writable = (open_flags & O_ACCMODE) != O_RDONLY;
+    // With the writeback cache, writes arrive as page writeback through any handle, and
+    // the kernel's fsync after an O_DSYNC write pushes them first.
+    if (!writeback() && (open_flags & O_DSYNC) != 0) {
+      h->write_sync =
+          (open_flags & O_SYNC) == O_SYNC ? engine::SyncKind::kFull : engine::SyncKind::kData;
+    }
     h->errors_seen.store(inode.sync_errors.sample(), std::memory_order_relaxed);
     h->file = engine_->adopt(std::move(fd));
     std::lock_guard lock(handles_mu_);
@@ -255,11 +261,20 @@ void Filesystem::sync_and_reply(fuse_req_t req, Inode& inode, engine::File& file
     finish(0);
     return;
   }
+  // Only file data is tracked: a directory's entries change without a data write.
+  if (h != nullptr && datasync && inode.data.clean()) {
+    stats_.count(SyncEvent::kElided);
+    finish(0);
+    return;
+  }
   stats_.count(SyncEvent::kIssued);
-  // Writes that completed before this point are covered by this sync.
-  inode.unsynced_writes.store(false, std::memory_order_relaxed);
+  const uint64_t sample = inode.data.sample();
   int rc = guarded([&] {
-    engine_->sync(file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull, finish);
+    engine_->sync(file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull,
+                  [finish, &inode, h, sample](int64_t res) noexcept {
+                    if (res >= 0 && h != nullptr) inode.data.durable(sample);
+                    finish(res);
+                  });
     return 0;
   });
   if (rc < 0) finish(rc);

@@ -110,9 +110,9 @@ class Filesystem {
   // Fills `e` for an O_PATH fd already open on a new name, taking one lookup reference.
   int entry_for(UniqueFd path_fd, fuse_entry_param* e) noexcept;
 
-  // Adopts `fd` (open on `inode`; `writable` when the open was for writing) into the
-  // engine and registers the handle. nullptr on allocation failure.
-  FileHandle* add_file(UniqueFd fd, Inode& inode, bool writable) noexcept;
+  // Adopts `fd` (opened on `inode` for a FUSE open with `open_flags`) into the engine and
+  // registers the handle. nullptr on allocation failure.
+  FileHandle* add_file(UniqueFd fd, Inode& inode, int open_flags) noexcept;
   void release_file(FileHandle* h) noexcept;
   DirHandle* add_dir(std::unique_ptr<DirHandle> h) noexcept;
   void release_dir(DirHandle* h) noexcept;

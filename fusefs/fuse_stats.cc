@@ -20,6 +20,8 @@ std::string_view sync_event_name(SyncEvent e) noexcept {
       return "syncs_issued";
     case SyncEvent::kSkipped:
       return "syncs_skipped";
+    case SyncEvent::kElided:
+      return "syncs_elided";
     case SyncEvent::kClose:
       return "close_syncs";
     case SyncEvent::kDir:

@@ -55,6 +55,7 @@ std::string_view fuse_op_name(FuseOp op) noexcept;
 enum class SyncEvent : uint8_t {
   kIssued,   // an application fsync/fdatasync/fsyncdir sent to the engine
   kSkipped,  // an application sync answered at once (durability=none)
+  kElided,   // an fdatasync answered at once: the file's data was already durable
   kClose,    // an fdatasync added at close (durability=close)
   kDir,      // a parent-directory fsync added by dirsync
   kFault,    // an injected fault (error or delay) applied to a request

@@ -23,6 +23,11 @@ struct FileHandle {
   Inode* inode = nullptr;  // held by the kernel's lookup reference while the file is open
   std::atomic<uint64_t> errors_seen{0};  // cursor into inode->sync_errors
   bool writable = false;                 // opened for writing (durability=close syncs it)
+  // What each write is chained with: O_DSYNC and O_SYNC opens become linked write+sync
+  // chains (the backing fd is opened without them), so the fdatasync the kernel sends
+  // after each such write finds the data durable and is elided.
+  engine::SyncKind write_sync = engine::SyncKind::kNone;
+  std::atomic<bool> wrote{false};  // a write through this handle completed
   int fd() const noexcept { return file->fd(); }
 };
 

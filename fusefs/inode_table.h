@@ -22,6 +22,7 @@
 
 #include "engine/engine.h"
 #include "engine/unique_fd.h"
+#include "fusefs/data_state.h"
 #include "fusefs/error_seq.h"
 
 namespace fsysfs::fusefs {
@@ -39,9 +40,7 @@ struct Inode {
   const uint64_t generation;
   std::atomic<uint64_t> nlookup{0};
   ErrorSeq sync_errors;
-  // A write completed since the last sync of this inode began (any handle's sync covers
-  // the whole inode; with the writeback cache, the kernel writes through any open handle).
-  std::atomic<bool> unsynced_writes{false};
+  DataState data;
   // A directory's own handle for dirsync, opened at its first use.
   std::mutex dir_sync_mu;
   std::unique_ptr<engine::File> dir_sync_file;  // guarded by dir_sync_mu

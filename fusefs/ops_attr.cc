@@ -28,6 +28,18 @@ int do_getattr(Inode& inode, fuse_file_info* fi, struct stat* st) noexcept {
 // Order: mode, owner, size, times (as chmod, chown, truncate, touch would run them). A
 // failure stops there, like the first failing syscall would.
 int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info* fi) noexcept {
+  // Every SETATTR comes from a notify_change, which on a local filesystem updates ctime even
+  // when nothing else changes: chown(f, -1, -1) arrives with no attribute bit (under
+  // writeback_cache with FUSE_SET_ATTR_CTIME only, a time the backing cannot be given). An
+  // ownerless chown makes the backing do what it would have done for the caller.
+  constexpr int kChanges = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                           FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME;
+  if ((to_set & kChanges) == 0) {
+    const uid_t no_uid = static_cast<uid_t>(-1);
+    const gid_t no_gid = static_cast<gid_t>(-1);
+    int rc = ::fchownat(inode.fd.get(), "", no_uid, no_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    return rc == 0 ? 0 : -errno;
+  }
   const int ofd = fi != nullptr ? file_of(fi).fd() : -1;
   const ProcPath proc(inode.fd.get());
   if (to_set & FUSE_SET_ATTR_MODE) {
@@ -43,6 +55,7 @@ int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info
   }
   if (to_set & FUSE_SET_ATTR_SIZE) {
     int rc = ofd >= 0 ? ::ftruncate(ofd, attr.st_size) : ::truncate(proc.c_str(), attr.st_size);
+    inode.data.changed();  // before the reply: a later fdatasync must not be elided
     if (rc != 0) return -errno;
   }
   if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {

@@ -30,14 +30,14 @@ int backing_flags(const Filesystem& fs, int flags) noexcept {
   // explicit offset, including mmap writeback of pages of an O_APPEND file; a backing
   // O_APPEND would move all of those to the end of the file.
   flags &= ~O_APPEND;
+  // Synchronous writes become linked write+sync chains on the engine (FileHandle).
+  flags &= ~(O_SYNC | O_DSYNC);
   if (fs.writeback()) {
     // The kernel's page cache reads around partial-page writes.
     if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
   }
   return flags | O_CLOEXEC;
 }
-
-bool is_writable(int flags) noexcept { return (flags & O_ACCMODE) != O_RDONLY; }
 
 fuse_bufvec mem_bufvec(void* mem, size_t size) noexcept {
   fuse_bufvec v;
@@ -71,11 +71,21 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
   return guarded([&] {
     engine::Engine& eng = fs.engine();
     const size_t len = fuse_buf_size(bufv);
-    // In strict mode the write is a linked write+fdatasync chain: durable when answered.
-    const engine::SyncKind sync =
-        fs.durability() == Durability::kStrict ? engine::SyncKind::kData : engine::SyncKind::kNone;
-    engine::Completion done = [req, &h](int64_t res) noexcept {
-      if (res > 0) h.inode->unsynced_writes.store(true, std::memory_order_relaxed);
+    // In strict mode (and for O_DSYNC/O_SYNC opens) the write is a linked write+sync
+    // chain: durable when answered.
+    engine::SyncKind sync = h.write_sync;
+    if (fs.durability() == Durability::kStrict && sync == engine::SyncKind::kNone) {
+      sync = engine::SyncKind::kData;
+    }
+    const bool chained = sync != engine::SyncKind::kNone;
+    const uint64_t sample = chained ? h.inode->data.sample() : 0;
+    engine::Completion done = [req, &h, chained, sample](int64_t res) noexcept {
+      if (chained && res >= 0) {
+        h.inode->data.durable(sample);
+      } else {
+        h.inode->data.changed();
+      }
+      if (res > 0) h.wrote.store(true, std::memory_order_relaxed);
       reply_write_result(req, res);
     };
     engine::Buffer buf = eng.acquire_buffer();
@@ -113,11 +123,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   if (rc == 0) {
     fd.reset(::open(ProcPath(inode.fd.get()).c_str(), backing_flags(fs, fi->flags)));
     if (!fd) rc = -errno;
+    if (fi->flags & O_TRUNC) inode.data.changed();
   }
   if (rc < 0) {
     // answered below
-  } else if (FileHandle* h = fs.add_file(std::move(fd), inode, is_writable(fi->flags));
-             h == nullptr) {
+  } else if (FileHandle* h = fs.add_file(std::move(fd), inode, fi->flags); h == nullptr) {
     rc = -ENOMEM;
   } else {
     fi->fh = reinterpret_cast<uint64_t>(h);
@@ -154,8 +164,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     rc = path_fd ? fs.entry_for(std::move(path_fd), &e) : -errno;
   }
   if (rc == 0) {
-    if (FileHandle* h = fs.add_file(std::move(fd), fs.inode(e.ino), is_writable(fi->flags));
-        h == nullptr) {
+    if (FileHandle* h = fs.add_file(std::move(fd), fs.inode(e.ino), fi->flags); h == nullptr) {
       fs.inodes().forget(e.ino, 1);
       rc = -ENOMEM;
     } else {
@@ -215,11 +224,18 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
     finish(-err);
     return;
   }
+  // With the writeback cache the kernel may have written this handle's data through
+  // another one, so any writable handle counts.
   if (fs.durability() == Durability::kClose && h.writable &&
-      h.inode->unsynced_writes.exchange(false)) {
+      (h.wrote.load(std::memory_order_relaxed) || fs.writeback()) && !h.inode->data.clean()) {
     fs.fuse_stats().count(SyncEvent::kClose);
+    const uint64_t sample = h.inode->data.sample();
     int rc = guarded([&] {
-      fs.engine().sync(*h.file, engine::SyncKind::kData, finish);
+      fs.engine().sync(*h.file, engine::SyncKind::kData,
+                       [finish, &h, sample](int64_t res) noexcept {
+                         if (res >= 0) h.inode->data.durable(sample);
+                         finish(res);
+                       });
       return 0;
     });
     if (rc < 0) finish(rc);
@@ -240,7 +256,9 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noex
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                   fuse_file_info* fi) noexcept {
-  int rc = ::fallocate(file_of(fi).fd(), mode, offset, length) == 0 ? 0 : errno;
+  FileHandle& h = file_of(fi);
+  int rc = ::fallocate(h.fd(), mode, offset, length) == 0 ? 0 : errno;
+  h.inode->data.changed();
   reply_err(req, rc);
 }
 
@@ -248,10 +266,23 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) noexcept {
   loff_t in = off_in;
   loff_t out = off_out;
-  ssize_t n = ::copy_file_range(file_of(fi_in).fd(), &in, file_of(fi_out).fd(), &out, len,
+  FileHandle& dst = file_of(fi_out);
+  ssize_t n = ::copy_file_range(file_of(fi_in).fd(), &in, dst.fd(), &out, len,
                                 static_cast<unsigned>(flags));
-  if (n < 0) {
-    reply_err(req, errno);
+  int err = n < 0 ? errno : 0;
+  dst.inode->data.changed();
+  if (err == 0 && dst.write_sync != engine::SyncKind::kNone) {
+    // Its backing fd is not O_DSYNC/O_SYNC: keep the promise the open made.
+    const uint64_t sample = dst.inode->data.sample();
+    int rc = guarded([&] { return fs_of(req).engine().sync(*dst.file, dst.write_sync); });
+    if (rc < 0) {
+      err = -rc;
+    } else {
+      dst.inode->data.durable(sample);
+    }
+  }
+  if (err != 0) {
+    reply_err(req, err);
   } else {
     fuse_reply_write(req, static_cast<size_t>(n));
   }

@@ -246,6 +246,77 @@ TEST_F(DirsyncMount, EachNamespaceChangeSyncsItsParents) {
   EXPECT_EQ(dir_syncs(), 11u);
 }
 
+// The kernel follows every write to an O_DSYNC file with an fdatasync request. The write
+// is one linked write+fdatasync chain, so that request needs no second sync.
+TEST_F(DurabilityTest, OdsyncWritesAreChains_AndTheKernelsFdatasyncIsElided) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY | O_DSYNC);
+  for (int i = 0; i < 6; ++i) write_at(fd, std::string(512, 'a' + i), i * 512);
+  ::close(fd);
+  EXPECT_EQ(engine_count("write+fdatasync"), 6u);
+  EXPECT_EQ(engine_count("write"), 0u);
+  EXPECT_EQ(engine_count("fdatasync"), 0u);
+  EXPECT_EQ(fuse_count("syncs_elided"), 6u);
+  EXPECT_EQ(fuse_op("fsync"), 6u);
+  std::string want;
+  for (int i = 0; i < 6; ++i) want += std::string(512, 'a' + i);
+  EXPECT_EQ(read_file(backing_ + "/f"), want);
+}
+
+TEST_F(DurabilityTest, OsyncWritesAreWriteFsyncChains_FullFsyncsAreNeverElided) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY | O_SYNC);
+  for (int i = 0; i < 3; ++i) write_at(fd, "abc", i * 3);
+  ::close(fd);
+  EXPECT_EQ(engine_count("write+fsync"), 3u);
+  EXPECT_EQ(engine_count("fsync"), 3u);
+  EXPECT_EQ(fuse_count("syncs_elided"), 0u);
+}
+
+// Elision needs the data to be known durable: any change in between, through any handle,
+// and an inode whose history the mount does not know, force a real sync.
+TEST_F(DurabilityTest, FdatasyncIsElidedOnlyWhenNothingChangedSinceTheLastSync) {
+  int fd = open_mnt("f", O_CREAT | O_RDWR);
+  int other = open_mnt("f", O_WRONLY);
+  auto syncs = [&] { return engine_count("fdatasync"); };
+  ASSERT_EQ(::fdatasync(fd), 0);  // unknown history: synced
+  EXPECT_EQ(syncs(), 1u);
+  ASSERT_EQ(::fdatasync(fd), 0);  // nothing changed: elided
+  EXPECT_EQ(syncs(), 1u);
+  write_at(fd, "data", 0);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  EXPECT_EQ(syncs(), 2u);
+  write_at(other, "more", 4);  // another handle of the same inode
+  ASSERT_EQ(::fdatasync(fd), 0);
+  EXPECT_EQ(syncs(), 3u);
+  ASSERT_EQ(::ftruncate(fd, 2), 0);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  EXPECT_EQ(syncs(), 4u);
+  ASSERT_EQ(::fallocate(fd, 0, 0, 8192), 0);
+  ASSERT_EQ(::fdatasync(other), 0);
+  EXPECT_EQ(syncs(), 5u);
+  ASSERT_EQ(::truncate((mnt_ + "/f").c_str(), 1), 0);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  EXPECT_EQ(syncs(), 6u);
+  int trunc = open_mnt("f", O_WRONLY | O_TRUNC);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  EXPECT_EQ(syncs(), 7u);
+  ASSERT_EQ(::fsync(fd), 0);  // a full fsync also covers metadata: never elided
+  EXPECT_EQ(engine_count("fsync"), 1u);
+  EXPECT_EQ(fuse_count("syncs_elided"), 1u);
+  ::close(trunc);
+  ::close(other);
+  ::close(fd);
+}
+
+TEST_F(StrictMode, FdatasyncAfterStrictWritesIsElided) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  ASSERT_EQ(::fdatasync(fd), 0);  // unknown history
+  write_at(fd, "abc", 0);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  ::close(fd);
+  EXPECT_EQ(engine_count("fdatasync"), 1u);
+  EXPECT_EQ(fuse_count("syncs_elided"), 1u);
+}
+
 TEST_F(DurabilityTest, LiveSwitch_AppliesToOperationsThatStartAfterIt) {
   int fd = open_mnt("f", O_CREAT | O_WRONLY);
   write_at(fd, "a", 0);
