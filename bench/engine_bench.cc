@@ -3,7 +3,8 @@
 // over several rounds so that a noisy machine drifts under all of them alike. Prints a
 // Markdown table of per-cell medians and of the median per-round ratio engine/direct.
 //
-// Usage: engine_bench [--rounds N] [--seconds S] [--quick] [--out FILE] [DIR]
+// Usage: engine_bench [--rounds N] [--seconds S] [--quick] [--spin-us US] [--sqpoll]
+//                     [--out FILE] [DIR]
 
 #include <fcntl.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -85,6 +86,8 @@ struct CellResult {
 struct Config {
   unsigned rounds = 3;
   double seconds = 2.0;
+  unsigned spin_us = 0;  // engine::Options::spin_us of the io_uring cells
+  bool sqpoll = false;   // engine::Options::sqpoll of the io_uring cells
   std::string out;
   std::string dir;
 };
@@ -177,10 +180,13 @@ CellResult run_direct(const Scenario& s, double seconds) {
   return r;
 }
 
-CellResult run_engine(const Scenario& s, BackendKind kind, double seconds) {
+CellResult run_engine(const Scenario& s, BackendKind kind, const Config& cfg) {
+  double seconds = cfg.seconds;
   engine::Options o;
   o.backend = kind;
   o.nvme_flush = false;
+  o.spin_us = cfg.spin_us;
+  o.sqpoll = cfg.sqpoll;
   engine::Engine eng(o);
   std::vector<std::unique_ptr<engine::File>> files;
   for (const auto& p : s.paths) files.push_back(eng.adopt(open_rw(p)));
@@ -208,14 +214,14 @@ CellResult run_engine(const Scenario& s, BackendKind kind, double seconds) {
   return r;
 }
 
-CellResult run_cell(const Scenario& s, Variant v, double seconds) {
+CellResult run_cell(const Scenario& s, Variant v, const Config& cfg) {
   switch (v) {
     case Variant::kUring:
-      return run_engine(s, BackendKind::kUring, seconds);
+      return run_engine(s, BackendKind::kUring, cfg);
     case Variant::kSyncBackend:
-      return run_engine(s, BackendKind::kSync, seconds);
+      return run_engine(s, BackendKind::kSync, cfg);
     case Variant::kDirect:
-      return run_direct(s, seconds);
+      return run_direct(s, cfg.seconds);
   }
   return {};
 }
@@ -234,12 +240,15 @@ std::string fmt(const char* f, double x) {
 }
 
 std::string usage() {
-  return "usage: engine_bench [--rounds N] [--seconds S] [--quick] [--out FILE] [DIR]\n"
+  return "usage: engine_bench [--rounds N] [--seconds S] [--quick] [--spin-us US] [--sqpoll]\n"
+         "                    [--out FILE] [DIR]\n"
          "  DIR        directory for the test files (default: a temp dir under /var/tmp,\n"
          "             removed afterwards)\n"
          "  --rounds   interleaved rounds (default 3); the table shows medians\n"
          "  --seconds  seconds per cell per round (default 2)\n"
          "  --quick    0.5 s per cell\n"
+         "  --spin-us  the io_uring owner polls this long before it sleeps (default 0)\n"
+         "  --sqpoll   io_uring with a kernel SQ polling thread\n"
          "  --out      also write the table to FILE\n";
 }
 
@@ -260,6 +269,12 @@ Config parse_args(int argc, char** argv) {
       if (!(c.seconds > 0)) throw std::invalid_argument("--seconds must be > 0");
     } else if (a == "--quick") {
       c.seconds = 0.5;
+    } else if (a == "--spin-us") {
+      int n = std::stoi(value());
+      if (n < 0) throw std::invalid_argument("--spin-us must be >= 0");
+      c.spin_us = static_cast<unsigned>(n);
+    } else if (a == "--sqpoll") {
+      c.sqpoll = true;
     } else if (a == "--out") {
       c.out = value();
     } else if (a == "-h" || a == "--help") {
@@ -293,6 +308,7 @@ int run(const Config& cfg) {
     engine::Options o;
     o.backend = BackendKind::kUring;
     o.nvme_flush = false;
+    o.sqpoll = cfg.sqpoll;
     engine::Engine probe(o);
     notes = probe.stats().backend_notes;
   } catch (const std::exception& e) {
@@ -352,7 +368,7 @@ int run(const Config& cfg) {
         size_t v = (k + r) % nv;
         std::fprintf(stderr, "round %u/%u: %s, %u thread(s), %s ... ", r + 1, cfg.rounds,
                      s.label.c_str(), s.threads, variant_name(s.variants[v]));
-        results[i][v][r] = run_cell(s, s.variants[v], cfg.seconds);
+        results[i][v][r] = run_cell(s, s.variants[v], cfg);
         std::fprintf(stderr, "%.0f ops/s\n", results[i][v][r].ops_per_sec);
       }
     }
@@ -419,7 +435,7 @@ int run(const Config& cfg) {
   std::ostringstream head;
   head << "engine_bench " << date << ": " << cfg.rounds << " round(s) x " << cfg.seconds
        << " s per cell, dir " << dir << ", " << std::thread::hardware_concurrency()
-       << " CPUs, io_uring: " << notes << "\n\n";
+       << " CPUs, io_uring: " << notes << ", owner spin " << cfg.spin_us << " us\n\n";
 
   std::string report = head.str() + t.str() + raw.str();
   std::fputs(report.c_str(), stdout);
