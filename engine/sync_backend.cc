@@ -11,6 +11,7 @@ namespace fsysfs::engine {
 
 SyncBackend::SyncBackend(Engine& engine, const Options& options) : engine_(engine) {
   unsigned n = options.sync_threads ? options.sync_threads : 1;
+  running_ = n;
   for (unsigned i = 0; i < n; ++i) workers_.emplace_back([this] { run(); });
 }
 
@@ -27,7 +28,17 @@ void SyncBackend::shutdown() noexcept {
 void SyncBackend::submit(Op* op) noexcept {
   {
     std::lock_guard lock(mu_);
-    queue_.push(op);
+    // A worker returns only with stop_ set and the queue empty, under mu_: while one still
+    // runs it will take this op.
+    if (running_ > 0) {
+      queue_.push(op);
+      op = nullptr;
+    }
+  }
+  if (op) {
+    // The workers are gone (a submit racing engine destruction): fail it, never hang.
+    engine_.complete(op, -ESHUTDOWN);
+    return;
   }
   cv_.notify_one();
 }
@@ -40,7 +51,10 @@ void SyncBackend::run() noexcept {
       // Take one op at a time so the other workers can run the rest.
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       op = queue_.take_one();
-      if (!op) return;  // stopping and drained
+      if (!op) {  // stopping and drained
+        --running_;
+        return;
+      }
     }
     engine_.complete(op, execute(*op));
   }

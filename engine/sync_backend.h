@@ -35,7 +35,8 @@ class SyncBackend final : public Backend {
   std::mutex mu_;
   std::condition_variable cv_;
   OpQueue queue_;
-  bool stop_ = false;  // guarded by mu_
+  bool stop_ = false;     // guarded by mu_
+  unsigned running_ = 0;  // workers not yet returned; guarded by mu_
   std::vector<std::thread> workers_;
 };
 

@@ -44,6 +44,11 @@ UringBackend::UringBackend(Engine& engine, const Options& options, BufferPool* p
     owner_.join();
     throw std::runtime_error(err);
   }
+  if (options_.ring_sync_threads > 0) {
+    Options o = options_;
+    o.sync_threads = options_.ring_sync_threads;
+    sync_pool_ = std::make_unique<SyncBackend>(engine_, o);
+  }
 }
 
 void UringBackend::shutdown() noexcept {
@@ -51,6 +56,7 @@ void UringBackend::shutdown() noexcept {
   stopping_.store(true);
   wake();
   owner_.join();
+  if (sync_pool_) sync_pool_->shutdown();  // completes the syncs queued on it
 }
 
 void UringBackend::run(std::promise<std::string>* ready) noexcept {
@@ -92,6 +98,10 @@ std::string UringBackend::setup() noexcept {
 }
 
 void UringBackend::submit(Op* op) noexcept {
+  if (sync_pool_ && op->type == OpType::kSync) {
+    sync_pool_->submit(op);
+    return;
+  }
   queue_.push(op);
   if (stopped_.load()) {
     // The owner is gone (a submit racing engine destruction): fail here rather than hang.
@@ -381,6 +391,9 @@ void UringBackend::finish(Op* op, int64_t res) noexcept { engine_.complete(op, r
 
 void UringBackend::describe(StatsSnapshot& s) const {
   s.backend_notes = setup_.notes;
+  if (sync_pool_) {
+    s.backend_notes += ", syncs on " + std::to_string(options_.ring_sync_threads) + " threads";
+  }
   if (files_) {
     s.fixed_files_total = files_->size();
     s.fixed_files_used = files_->used();

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <deque>
 #include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "engine/op.h"
 #include "engine/options.h"
 #include "engine/ring_setup.h"
+#include "engine/sync_backend.h"
 #include "engine/unique_fd.h"
 
 namespace fsysfs::engine {
@@ -60,6 +62,8 @@ class UringBackend final : public Backend {
   Options options_;
   BufferPool* pool_;
   std::thread owner_;
+  // Runs sync-only ops (Options::ring_sync_threads); null when syncs go on the ring.
+  std::unique_ptr<SyncBackend> sync_pool_;
 
   OpQueue queue_;
   UniqueFd wake_fd_;

@@ -178,7 +178,7 @@ TEST_P(EngineTest, LinkedWriteFsync_OneCqePerChainWithCqeSkip) {
   for (uint64_t i = 0; i < kChains; ++i)
     ASSERT_EQ(engine_->write(*f, data, i * 4096, SyncKind::kData), 4096);
   EXPECT_EQ(engine_->write(*bad, data, 0, SyncKind::kFull), -EBADF);
-  EXPECT_EQ(engine_->sync(*f, SyncKind::kData), 0);
+  EXPECT_EQ(engine_->write(*f, data, 0), 4096);  // nothing was left behind in the ring
   auto s = engine_->stats();
   EXPECT_EQ(s.op(OpKind::kWriteFdatasync).count, kChains);
   EXPECT_EQ(s.op(OpKind::kWriteFsync).errors, 1u);
@@ -527,6 +527,78 @@ TEST(EngineSpin, PollingOwner_ShutdownDrainsWithoutWaitingOutTheSpin) {
   EXPECT_LT(took, std::chrono::seconds(10));  // the budget is 30 s
   f.reset();
   EXPECT_EQ(slurp(d / "r").size(), size_t{kOps} * 1024);
+}
+
+std::unique_ptr<Engine> make_uring_syncs(unsigned ring_sync_threads) {
+  Options o;
+  o.backend = BackendKind::kUring;
+  o.nvme_flush = false;
+  o.ring_sync_threads = ring_sync_threads;
+  try {
+    return std::make_unique<Engine>(o);
+  } catch (const std::runtime_error&) {
+    return nullptr;
+  }
+}
+
+// Sync-only ops run on the engine's sync threads (no CQE), or on the ring when asked;
+// either way a sync's error reaches the caller.
+TEST(EngineSyncThreads, SyncOnlyOpsLeaveTheRing_ErrorsStillReported) {
+  for (unsigned threads : {4u, 0u}) {
+    SCOPED_TRACE(threads);
+    auto e = make_uring_syncs(threads);
+    if (!e) GTEST_SKIP() << "io_uring unavailable";
+    auto s0 = e->stats();
+    EXPECT_EQ(s0.backend_notes.find("syncs on") != std::string::npos, threads > 0)
+        << s0.backend_notes;
+    TempDir d;
+    auto f = e->adopt(open_file(d / "s"));
+    auto data = pattern(4096, 15);
+    ASSERT_EQ(e->write(*f, data, 0), 4096);
+    e->reset_stats();
+    EXPECT_EQ(e->sync(*f, SyncKind::kData), 0);
+    EXPECT_EQ(e->sync(*f, SyncKind::kFull), 0);
+    // fsync of a pipe fails with EINVAL: the error is the op's result.
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    UniqueFd rd(p[0]);
+    auto w = e->adopt(UniqueFd(p[1]));
+    EXPECT_EQ(e->sync(*w, SyncKind::kData), -EINVAL);
+    auto s = e->stats();
+    EXPECT_EQ(s.cqes, threads > 0 ? 0u : 3u);
+    EXPECT_EQ(s.op(OpKind::kFdatasync).count, 2u);
+    EXPECT_EQ(s.op(OpKind::kFdatasync).errors, 1u);
+    EXPECT_EQ(s.op(OpKind::kFsync).count, 1u);
+  }
+}
+
+// Shutdown completes the syncs queued on the sync threads as well as the ring's ops, and a
+// File's destructor still waits for its syncs.
+TEST(EngineSyncThreads, ShutdownCompletesQueuedSyncs) {
+  auto e = make_uring_syncs(2);
+  if (!e) GTEST_SKIP() << "io_uring unavailable";
+  TempDir d;
+  std::vector<std::unique_ptr<File>> files;
+  for (int i = 0; i < 4; ++i) files.push_back(e->adopt(open_file(d / ("f" + std::to_string(i)))));
+  constexpr int kOps = 400;
+  std::atomic<int> done{0}, ok{0};
+  for (int i = 0; i < kOps; ++i) {
+    File& f = *files[size_t(i % 4)];
+    auto cb = [&](int64_t r) {
+      done++;
+      if (r >= 0) ok++;
+    };
+    if (i % 2 == 0) {
+      auto data = pattern(512, static_cast<uint32_t>(i));
+      e->write(f, data, uint64_t(i / 4) * 512, SyncKind::kNone, cb);
+    } else {
+      e->sync(f, i % 4 == 1 ? SyncKind::kData : SyncKind::kFull, cb);
+    }
+  }
+  files.pop_back();  // waits for that file's ops, syncs included
+  e.reset();
+  EXPECT_EQ(done.load(), kOps);
+  EXPECT_EQ(ok.load(), kOps);
 }
 
 TEST(EngineSetup, AutoFallsBackWhenAsked) {
