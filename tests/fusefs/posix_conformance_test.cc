@@ -1,0 +1,105 @@
+// POSIX conformance points where pjdfstest (docs/conformance.md) found the mount behaving
+// differently from the backing filesystem. Each scenario runs on a plain directory and on
+// the mount; the records must match.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "tests/fusefs/mount_fixture.h"
+#include "tests/fusefs/parity.h"
+
+namespace fsysfs::test {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+constexpr gid_t kNogroup = 65534;
+
+bool later(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+
+// File timestamps come from the coarse clock, which ticks once per jiffy: two updates in
+// one tick carry the same time. Waiting until the clock has passed `t` makes any update
+// after this call strictly later than `t`.
+void wait_clock_past(const struct timespec& t) {
+  struct timespec now;
+  while (::clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0 && !later(now, t)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// Records whether `op` (run through `r`, which records its result) moved the ctime of
+// `rel` (not following a final symlink).
+void record_ctime_moves(Recorder& r, const std::string& what, const std::string& rel,
+                        const std::function<void()>& op) {
+  struct stat before, after;
+  if (::lstat(r.p(rel).c_str(), &before) != 0) {
+    r.note(what + ": lstat before", errno_name(errno));
+    return;
+  }
+  wait_clock_past(before.st_ctim);
+  op();
+  if (::lstat(r.p(rel).c_str(), &after) != 0) {
+    r.note(what + ": lstat after", errno_name(errno));
+    return;
+  }
+  r.note(what + ": ctime advanced", later(after.st_ctim, before.st_ctim) ? "yes" : "no");
+  r.stat(what + ": attributes", rel);
+}
+
+void ownerless_chown_scenario(Recorder& r) {
+  write_file(r.p("f"), "data");
+  ::mkdir(r.p("d").c_str(), 0755);
+  ::symlink("f", r.p("l").c_str());
+  const uid_t none_u = static_cast<uid_t>(-1);
+  const gid_t none_g = static_cast<gid_t>(-1);
+
+  record_ctime_moves(r, "chown(file, -1, -1)", "f",
+                     [&] { r.rc("chown", ::chown(r.p("f").c_str(), none_u, none_g)); });
+  record_ctime_moves(r, "chown(dir, -1, -1)", "d",
+                     [&] { r.rc("chown", ::chown(r.p("d").c_str(), none_u, none_g)); });
+  record_ctime_moves(r, "lchown(symlink, -1, -1)", "l",
+                     [&] { r.rc("lchown", ::lchown(r.p("l").c_str(), none_u, none_g)); });
+  record_ctime_moves(r, "fchown(fd, -1, -1)", "f", [&] {
+    int fd = r.fd("open", ::open(r.p("f").c_str(), O_RDONLY));
+    r.rc("fchown", ::fchown(fd, none_u, none_g));
+    ::close(fd);
+  });
+  // Needs no privilege: a caller that owns nothing may still do it.
+  record_ctime_moves(r, "chown(-1, -1) by a non-owner", "f", [&] {
+    run_as(r, kNobody, kNogroup, [none_u, none_g](Recorder& c) {
+      c.rc("chown", ::chown(c.p("f").c_str(), none_u, none_g));
+    });
+  });
+}
+
+class PosixConformance : public MountFixture {
+ protected:
+  void parity(const Scenario& s) { expect_parity(plain_, mnt_, s); }
+};
+
+// pjdfstest chown/00.t: Linux filesystems update ctime on chown(f, -1, -1); the mount
+// once answered the empty SETATTR without touching the backing inode.
+TEST_F(PosixConformance, OwnerlessChownUpdatesCtime_Parity) { parity(ownerless_chown_scenario); }
+
+// Under writeback_cache the kernel sends the same request with FUSE_SET_ATTR_CTIME set.
+class PosixConformanceWriteback : public PosixConformance {
+ protected:
+  std::string mount_options() const override {
+    return "allow_other,default_permissions,writeback_cache";
+  }
+};
+
+TEST_F(PosixConformanceWriteback, OwnerlessChownUpdatesCtime_Parity) {
+  parity(ownerless_chown_scenario);
+}
+
+}  // namespace
+}  // namespace fsysfs::test
