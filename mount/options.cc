@@ -188,10 +188,15 @@ std::vector<OptionSpec> build_table() {
   });
   fs(bool_flag("clone_fd", "give each FUSE worker thread its own /dev/fuse descriptor",
                [](Settings& s) -> bool& { return s.config.clone_fd; }));
-  fs(bool_flag("writeback_cache", "let the kernel cache writes and send them in batches",
-               [](Settings& s) -> bool& { return s.config.writeback_cache; }));
-  fs(flag("no_writeback_cache", "turn writeback_cache off",
-          [](Settings& s) { s.config.writeback_cache = false; }, {}));
+  fs(flag(
+      "writeback_cache", "let the kernel cache writes and send them in batches",
+      [](Settings& s) { s.writeback_cache = true; },
+      [](const Settings& s) -> std::string {
+        if (s.writeback_cache) return on_off(*s.writeback_cache);
+        return "on with durability=none, else off";
+      }));
+  fs(flag("no_writeback_cache", "turn writeback_cache off, even with durability=none",
+          [](Settings& s) { s.writeback_cache = false; }, {}));
   fs(seconds_option("attr_timeout", "how long the kernel may cache file attributes",
                     [](Settings& s) -> double& { return s.config.attr_timeout; }));
   fs(seconds_option("entry_timeout", "how long the kernel may cache name lookups",
@@ -368,6 +373,8 @@ void apply_mount_options(Settings& settings, std::string_view options) {
 void finish_settings(Settings& settings) {
   settings.config.default_permissions =
       settings.default_permissions.value_or(settings.config.allow_other);
+  settings.config.writeback_cache =
+      settings.writeback_cache.value_or(settings.config.durability == fusefs::Durability::kNone);
   if (settings.config.durability == fusefs::Durability::kStrict &&
       settings.config.writeback_cache) {
     // A write the kernel caches never reaches the daemon to be made durable.

@@ -22,6 +22,9 @@ struct Settings {
   // Unset: follows allow_other (a shared mount needs the kernel's permission checks).
   // Copied into config.default_permissions by finish_settings().
   std::optional<bool> default_permissions;
+  // Unset: on with durability=none (nothing is synced, so the kernel may as well cache
+  // writes), else off. Copied into config.writeback_cache by finish_settings().
+  std::optional<bool> writeback_cache;
   spdlog::level::level_enum log_level = spdlog::level::info;
   std::string log_file;  // empty: stderr in the foreground, syslog as a daemon
 };

@@ -306,6 +306,15 @@ TEST(MountOptions, OnlyDurabilityAndDirsync_ChangeOnALiveMount) {
   EXPECT_NE(help.find("[fsync] (can change on a live mount)"), std::string::npos);
 }
 
+TEST(MountOptions, WritebackCache_FollowsDurabilityNoneUnlessSet) {
+  EXPECT_FALSE(parse({}).config.writeback_cache);
+  EXPECT_TRUE(parse({"durability=none"}).config.writeback_cache);
+  EXPECT_FALSE(parse({"durability=none,no_writeback_cache"}).config.writeback_cache);
+  EXPECT_FALSE(parse({"no_writeback_cache", "durability=none"}).config.writeback_cache);
+  EXPECT_TRUE(parse({"durability=close,writeback_cache"}).config.writeback_cache);
+  EXPECT_FALSE(parse({"durability=close"}).config.writeback_cache);
+}
+
 TEST(MountOptions, Strict_RefusesTheWritebackCache) {
   EXPECT_EQ(error_of("durability=strict,writeback_cache"),
             "durability=strict cannot be combined with writeback_cache");
