@@ -89,6 +89,36 @@ class PosixConformance : public MountFixture {
 // once answered the empty SETATTR without touching the backing inode.
 TEST_F(PosixConformance, OwnerlessChownUpdatesCtime_Parity) { parity(ownerless_chown_scenario); }
 
+// pjdfstest open/25.t and unlink/14.t need pwrite/pread commands that not every pjdfstest
+// build has; the same checks, written out.
+TEST_F(PosixConformance, WritePastTwoGiBAndIoOnAnUnlinkedOpenFile_Parity) {
+  parity([](Recorder& r) {
+    const off_t past_2g = (off_t{2} << 30) + 1;
+    int fd = r.fd("create big", ::open(r.p("big").c_str(), O_CREAT | O_WRONLY, 0755));
+    r.rc("pwrite past 2 GiB", ::pwrite(fd, "a", 1, past_2g), true);
+    ::close(fd);
+    r.stat("big", "big");
+    fd = r.fd("open big", ::open(r.p("big").c_str(), O_RDONLY));
+    char c = 0;
+    r.rc("pread past 2 GiB", ::pread(fd, &c, 1, past_2g), true);
+    r.note("byte read", std::string(1, c));
+    ::close(fd);
+    r.rc("unlink big", ::unlink(r.p("big").c_str()));
+
+    fd = r.fd("create doomed", ::open(r.p("doomed").c_str(), O_CREAT | O_RDWR, 0644));
+    r.rc("write", ::write(fd, "Hello, World!", 13), true);
+    r.rc("unlink while open", ::unlink(r.p("doomed").c_str()));
+    r.stat_fd("unlinked, still open", fd);
+    char buf[32] = {};
+    r.rc("pread unlinked", ::pread(fd, buf, sizeof buf, 0), true);
+    r.note("content", buf);
+    r.rc("write unlinked", ::pwrite(fd, "!", 1, 13), true);
+    r.stat_fd("after write", fd);
+    ::close(fd);
+    r.stat("name gone", "doomed");
+  });
+}
+
 // Under writeback_cache the kernel sends the same request with FUSE_SET_ATTR_CTIME set.
 class PosixConformanceWriteback : public PosixConformance {
  protected:
