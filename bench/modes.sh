@@ -8,7 +8,7 @@
 # a PNG chart. See bench/README.md.
 #
 # Usage: bench/modes.sh [--quick] [--rounds N] [--seconds S] [--targets LIST] [--dir DIR]
-#                       [--build DIR] [--no-build] [--out FILE.md]
+#                       [--build DIR] [--no-build] [--out FILE.md] [--note TEXT]
 # Must run as root (allow_other, sync).
 
 set -euo pipefail
@@ -26,6 +26,7 @@ base_dir=/var/tmp
 build_dir=$REPO/build
 do_build=1
 out=""
+note=""
 
 usage() {
   cat <<EOF
@@ -41,6 +42,7 @@ usage: bench/modes.sh [options]
   --no-build       use the fsysfs already in the build directory
   --out FILE.md    results file; the chart goes next to it as FILE.png
                    [bench/results/modes-<date>.md; none with --quick]
+  --note TEXT      a line for the report's header (e.g. where a --no-build binary is from)
 EOF
 }
 
@@ -62,6 +64,7 @@ while (($#)); do
     --build) build_dir=$(realpath -m "${2:?}"); shift ;;
     --no-build) do_build=0 ;;
     --out) out=$(realpath -m "${2:?}"); out_given=1; shift ;;
+    --note) note=${2:?}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -495,6 +498,7 @@ report() {
     "$(git -C "$REPO" diff --quiet HEAD -- engine fusefs mount 2>/dev/null || echo '(engine/fusefs/mount modified)')"
   echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
     "kernel $(uname -r), $fs_type on $dev ($base_dir); fio $(fio --version); sqlite3 $(sqlite3 --version | cut -d' ' -f1)"
+  [[ -z $note ]] || echo "- Note: $note"
   echo "- Load average before / after: $load_before / $load_after"
   echo "- $rounds interleaved round(s); fio cells ${seconds} s over a ${file_mb} MiB file;" \
     "saves: $rename_ops per cell (at most ${rename_max_s} s); SQLite: $sqlite_tx transactions" \
