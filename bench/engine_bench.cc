@@ -3,8 +3,8 @@
 // over several rounds so that a noisy machine drifts under all of them alike. Prints a
 // Markdown table of per-cell medians and of the median per-round ratio engine/direct.
 //
-// Usage: engine_bench [--rounds N] [--seconds S] [--quick] [--spin-us US] [--sqpoll]
-//                     [--out FILE] [DIR]
+// Usage: engine_bench [--rounds N] [--seconds S] [--quick] [--sqpoll]
+//                     [--ring-sync-threads N] [--out FILE] [DIR]
 
 #include <fcntl.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -89,8 +89,8 @@ struct CellResult {
 struct Config {
   unsigned rounds = 3;
   double seconds = 2.0;
-  unsigned spin_us = 0;  // engine::Options::spin_us of the io_uring cells
-  bool sqpoll = false;   // engine::Options::sqpoll of the io_uring cells
+  bool sqpoll = false;  // engine::Options::sqpoll of the io_uring cells
+  unsigned ring_sync_threads = engine::Options{}.ring_sync_threads;
   std::string out;
   std::string dir;
 };
@@ -188,8 +188,8 @@ CellResult run_engine(const Scenario& s, BackendKind kind, const Config& cfg) {
   engine::Options o;
   o.backend = kind;
   o.nvme_flush = false;
-  o.spin_us = cfg.spin_us;
   o.sqpoll = cfg.sqpoll;
+  o.ring_sync_threads = cfg.ring_sync_threads;
   engine::Engine eng(o);
   std::vector<std::unique_ptr<engine::File>> files;
   for (const auto& p : s.paths) files.push_back(eng.adopt(open_rw(p)));
@@ -250,15 +250,17 @@ std::string fmt(const char* f, double x) {
 }
 
 std::string usage() {
-  return "usage: engine_bench [--rounds N] [--seconds S] [--quick] [--spin-us US] [--sqpoll]\n"
-         "                    [--out FILE] [DIR]\n"
+  return "usage: engine_bench [--rounds N] [--seconds S] [--quick] [--sqpoll]\n"
+         "                    [--ring-sync-threads N] [--out FILE] [DIR]\n"
          "  DIR        directory for the test files (default: a temp dir under /var/tmp,\n"
          "             removed afterwards)\n"
          "  --rounds   interleaved rounds (default 3); the table shows medians\n"
          "  --seconds  seconds per cell per round (default 2)\n"
          "  --quick    0.5 s per cell\n"
-         "  --spin-us  the io_uring owner polls this long before it sleeps (default 0)\n"
          "  --sqpoll   io_uring with a kernel SQ polling thread\n"
+         "  --ring-sync-threads N\n"
+         "             io_uring: sync-only ops on N engine threads (default 4); 0 sends\n"
+         "             them to the ring as IORING_OP_FSYNC\n"
          "  --out      also write the table to FILE\n";
 }
 
@@ -279,12 +281,12 @@ Config parse_args(int argc, char** argv) {
       if (!(c.seconds > 0)) throw std::invalid_argument("--seconds must be > 0");
     } else if (a == "--quick") {
       c.seconds = 0.5;
-    } else if (a == "--spin-us") {
-      int n = std::stoi(value());
-      if (n < 0) throw std::invalid_argument("--spin-us must be >= 0");
-      c.spin_us = static_cast<unsigned>(n);
     } else if (a == "--sqpoll") {
       c.sqpoll = true;
+    } else if (a == "--ring-sync-threads") {
+      int n = std::stoi(value());
+      if (n < 0) throw std::invalid_argument("--ring-sync-threads must be >= 0");
+      c.ring_sync_threads = static_cast<unsigned>(n);
     } else if (a == "--out") {
       c.out = value();
     } else if (a == "-h" || a == "--help") {
@@ -319,6 +321,7 @@ int run(const Config& cfg) {
     o.backend = BackendKind::kUring;
     o.nvme_flush = false;
     o.sqpoll = cfg.sqpoll;
+    o.ring_sync_threads = cfg.ring_sync_threads;
     engine::Engine probe(o);
     notes = probe.stats().backend_notes;
   } catch (const std::exception& e) {
@@ -463,7 +466,7 @@ int run(const Config& cfg) {
   std::ostringstream head;
   head << "engine_bench " << date << ": " << cfg.rounds << " round(s) x " << cfg.seconds
        << " s per cell, dir " << dir << ", " << std::thread::hardware_concurrency()
-       << " CPUs, io_uring: " << notes << ", owner spin " << cfg.spin_us << " us\n\n";
+       << " CPUs, io_uring: " << notes << "\n\n";
 
   std::string report = head.str() + t.str() + raw.str();
   std::fputs(report.c_str(), stdout);

@@ -26,14 +26,12 @@ void OpQueue::push(Op* op) noexcept {
     head_ = op;
   }
   tail_ = op;
-  nonempty_.store(true, std::memory_order_release);
 }
 
 Op* OpQueue::take_all() noexcept {
   std::lock_guard lock(mu_);
   Op* h = head_;
   head_ = tail_ = nullptr;
-  nonempty_.store(false, std::memory_order_relaxed);
   return h;
 }
 
@@ -42,10 +40,7 @@ Op* OpQueue::take_one() noexcept {
   Op* h = head_;
   if (h) {
     head_ = h->next;
-    if (!head_) {
-      tail_ = nullptr;
-      nonempty_.store(false, std::memory_order_relaxed);
-    }
+    if (!head_) tail_ = nullptr;
     h->next = nullptr;
   }
   return h;

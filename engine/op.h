@@ -3,7 +3,6 @@
 // An engine op: one request from a caller, pinned in memory from submission to
 // completion (its address is the io_uring user_data). Internal to engine/.
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -68,12 +67,8 @@ class OpQueue {
   Op* take_all() noexcept;
   Op* take_one() noexcept;  // the oldest op, or nullptr
   bool empty() const noexcept;
-  // Lock-free hint for a polling consumer: true once a push is visible, false after the
-  // consumer emptied the queue. A push that races the check is seen on the next one.
-  bool maybe_nonempty() const noexcept { return nonempty_.load(std::memory_order_acquire); }
 
  private:
-  std::atomic<bool> nonempty_{false};
   mutable std::mutex mu_;
   Op* head_ = nullptr;  // guarded by mu_
   Op* tail_ = nullptr;  // guarded by mu_

@@ -28,11 +28,6 @@ struct Options {
   // and whose completion then goes back through the owner thread: two thread hops fewer
   // per fsync. Linked write+sync chains stay on the ring. 0 keeps syncs on the ring.
   unsigned ring_sync_threads = 4;
-  // io_uring: how long the owner thread polls for new ops and completions before it
-  // sleeps in the kernel, counted from the last op or completion it saw. Waking a
-  // sleeping thread costs far more than a few microseconds of polling on a VM whose idle
-  // CPUs halt; 0 never polls.
-  unsigned spin_us = 0;
   // Send an NVMe FLUSH after every successful sync on a file whose device allows it.
   bool nvme_flush = true;
   // Where NVMe devices are looked up; nullptr builds one from /sys and /dev (tests inject

@@ -106,7 +106,7 @@ void Stats::reset() noexcept {
     p.latency.reset();
   }
   for (auto* c : {&fixed_buffer_writes, &copied_writes, &raw_fd_ops, &short_writes, &sq_full,
-                  &submits, &sqes, &cqes, &nvme_flush_errors, &spin_hits, &owner_sleeps})
+                  &submits, &sqes, &cqes, &nvme_flush_errors, &owner_sleeps})
     c->store(0, std::memory_order_relaxed);
 }
 
@@ -129,7 +129,6 @@ void Stats::fill(StatsSnapshot& s) const {
   s.short_writes = short_writes.load(std::memory_order_relaxed);
   s.sq_full = sq_full.load(std::memory_order_relaxed);
   s.submits = submits.load(std::memory_order_relaxed);
-  s.spin_hits = spin_hits.load(std::memory_order_relaxed);
   s.owner_sleeps = owner_sleeps.load(std::memory_order_relaxed);
   s.sqes = sqes.load(std::memory_order_relaxed);
   s.cqes = cqes.load(std::memory_order_relaxed);

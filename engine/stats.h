@@ -63,7 +63,6 @@ struct StatsSnapshot {
   uint64_t sqes = 0;                 // SQEs submitted by them
   uint64_t cqes = 0;                 // CQEs of ops reaped (the owner's wake-up READ excluded)
   uint64_t nvme_flush_errors = 0;
-  uint64_t spin_hits = 0;     // the polling owner found a queued op or a completion
   uint64_t owner_sleeps = 0;  // the owner waited in io_uring_enter
   const OpStats& op(OpKind k) const { return ops[static_cast<size_t>(k)]; }
 };
@@ -75,7 +74,7 @@ class Stats {
   void fill(StatsSnapshot& s) const;
 
   std::atomic<uint64_t> fixed_buffer_writes{0}, copied_writes{0}, raw_fd_ops{0}, short_writes{0},
-      sq_full{0}, submits{0}, sqes{0}, cqes{0}, nvme_flush_errors{0}, spin_hits{0}, owner_sleeps{0};
+      sq_full{0}, submits{0}, sqes{0}, cqes{0}, nvme_flush_errors{0}, owner_sleeps{0};
 
  private:
   struct PerOp {

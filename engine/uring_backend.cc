@@ -23,14 +23,6 @@ constexpr uint64_t kWakeTag = 2;
 // io_uring read/write lengths are 32-bit; larger writes continue as short writes.
 constexpr size_t kMaxIo = size_t{1} << 30;
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 }  // namespace
 
 UringBackend::UringBackend(Engine& engine, const Options& options, BufferPool* pool)
@@ -139,8 +131,6 @@ void UringBackend::arm_wake() noexcept {
 }
 
 void UringBackend::loop() noexcept {
-  const uint64_t spin_ns = uint64_t{options_.spin_us} * 1000;
-  uint64_t last_event = now_ns();
   for (;;) {
     if (!wake_armed_) arm_wake();
     for (Op* op = queue_.take_all(); op;) {
@@ -151,10 +141,6 @@ void UringBackend::loop() noexcept {
     }
     while (!pending_.empty() && prep(pending_.front())) pending_.pop_front();
     if (stopping_.load() && pending_.empty() && cqes_in_flight_ == 0 && queue_.empty()) break;
-    if (spin_ns > 0 && poll(last_event + spin_ns)) {
-      last_event = now_ns();
-      continue;
-    }
 
     // Announce the wait before the last look at the queue: a submitter that pushes after
     // that look sees owner_waiting_ and signals the eventfd, completing the armed READ.
@@ -172,30 +158,9 @@ void UringBackend::loop() noexcept {
     }
     engine_.stats_.owner_sleeps.fetch_add(1, std::memory_order_relaxed);
     reap();
-    last_event = now_ns();
   }
   stopped_.store(true);
   fail_queued();
-}
-
-bool UringBackend::poll(uint64_t deadline) noexcept {
-  // The kernel starts on what is prepped while the owner polls.
-  if (io_uring_sq_ready(&ring_) > 0) submit_now();
-  // Completions show in the CQ ring without entering the kernel: the ring is never set
-  // up with DEFER_TASKRUN, under which they wait for the owner to ask.
-  do {
-    if (queue_.maybe_nonempty()) {
-      engine_.stats_.spin_hits.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    if (io_uring_cq_ready(&ring_) > 0) {
-      engine_.stats_.spin_hits.fetch_add(1, std::memory_order_relaxed);
-      reap();
-      return true;
-    }
-    cpu_relax();
-  } while (now_ns() < deadline);
-  return false;
 }
 
 void UringBackend::fail_queued() noexcept {

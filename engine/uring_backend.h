@@ -43,9 +43,6 @@ class UringBackend final : public Backend {
   void run(std::promise<std::string>* ready) noexcept;
   std::string setup() noexcept;
   void loop() noexcept;
-  // Submits what is prepped, then polls for a queued op or a completion until `deadline`
-  // (now_ns). True when one turned up (completions are reaped); false at the deadline.
-  bool poll(uint64_t deadline) noexcept;
   void wake() noexcept;
   void arm_wake() noexcept;
   // Preps op's SQEs; false when the CQ has no room for them yet (op is left pending).
