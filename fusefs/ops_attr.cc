@@ -87,7 +87,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   struct stat st;
   int rc = do_getattr(fs.inode(ino), fi, &st);
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else {
     fuse_reply_attr(req, &st, fs.config().attr_timeout);
   }
@@ -101,7 +101,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   int rc = do_setattr(inode, *attr, to_set, fi);
   if (rc == 0) rc = do_getattr(inode, fi, &st);
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else {
     fuse_reply_attr(req, &st, fs.config().attr_timeout);
   }
@@ -112,9 +112,9 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
   char buf[PATH_MAX + 1];
   ssize_t n = ::readlinkat(inode.fd.get(), "", buf, sizeof buf);
   if (n < 0) {
-    fuse_reply_err(req, errno);
+    reply_err(req, errno);
   } else if (static_cast<size_t>(n) >= sizeof buf) {
-    fuse_reply_err(req, ENAMETOOLONG);
+    reply_err(req, ENAMETOOLONG);
   } else {
     buf[n] = '\0';
     fuse_reply_readlink(req, buf);
@@ -124,7 +124,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
 void op_statfs(fuse_req_t req, fuse_ino_t ino) noexcept {
   struct statvfs sv;
   if (::fstatvfs(fs_of(req).inode(ino).fd.get(), &sv) != 0) {
-    fuse_reply_err(req, errno);
+    reply_err(req, errno);
   } else {
     fuse_reply_statfs(req, &sv);
   }
@@ -141,7 +141,7 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
       rc = -errno;
     }
   }
-  fuse_reply_err(req, -rc);
+  reply_err(req, -rc);
 }
 
 }  // namespace fsysfs::fusefs

@@ -109,7 +109,7 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
     return do_readdir(fs, fs.inode(ino), dir_of(fi), off, plus, buf, &used);
   });
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else {
     fuse_reply_buf(req, buf.data(), used);
   }
@@ -132,7 +132,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     return 0;
   });
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
   } else if (fuse_reply_open(req, fi) != 0) {
     fs.release_dir(&dir_of(fi));  // the kernel will never release it
   }
@@ -150,7 +150,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
   fs_of(req).release_dir(&dir_of(fi));
-  fuse_reply_err(req, 0);
+  reply_err(req, 0);
 }
 
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) noexcept {
@@ -168,7 +168,7 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* f
     return 0;
   });
   if (rc < 0) {
-    fuse_reply_err(req, -rc);
+    reply_err(req, -rc);
     return;
   }
   fs.sync_and_reply(req, fs.inode(ino), *file, nullptr, datasync);
