@@ -63,7 +63,7 @@ struct StatsSnapshot {
   uint64_t sqes = 0;                 // SQEs submitted by them
   uint64_t cqes = 0;                 // CQEs of ops reaped (the owner's wake-up READ excluded)
   uint64_t nvme_flush_errors = 0;
-  uint64_t owner_sleeps = 0;  // the owner waited in io_uring_enter
+  uint64_t owner_sleeps = 0;  // the owner entered io_uring_enter to wait for a CQE
   const OpStats& op(OpKind k) const { return ops[static_cast<size_t>(k)]; }
 };
 

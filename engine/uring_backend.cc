@@ -145,10 +145,10 @@ void UringBackend::loop() noexcept {
     // Announce the wait before the last look at the queue: a submitter that pushes after
     // that look sees owner_waiting_ and signals the eventfd, completing the armed READ.
     owner_waiting_.store(true);
-    // With work queued meanwhile, do not sleep; still enter with GETEVENTS so deferred
-    // completions (DEFER_TASKRUN) are posted and a busy submitter cannot starve them.
-    int r = queue_.empty() ? io_uring_submit_and_wait(&ring_, 1)
-                           : io_uring_submit_and_get_events(&ring_);
+    // With work queued meanwhile, do not sleep; still enter with GETEVENTS so pending task
+    // work (COOP_TASKRUN) runs and a busy submitter cannot starve the completions.
+    bool sleep = queue_.empty();
+    int r = sleep ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
     owner_waiting_.store(false, std::memory_order_relaxed);
     if (r > 0) {
       engine_.stats_.submits.fetch_add(1, std::memory_order_relaxed);
@@ -156,7 +156,7 @@ void UringBackend::loop() noexcept {
     } else if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
       component_logger("engine")->error("io_uring_enter: {}", std::strerror(-r));
     }
-    engine_.stats_.owner_sleeps.fetch_add(1, std::memory_order_relaxed);
+    if (sleep) engine_.stats_.owner_sleeps.fetch_add(1, std::memory_order_relaxed);
     reap();
   }
   stopped_.store(true);

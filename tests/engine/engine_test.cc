@@ -185,6 +185,8 @@ TEST_P(EngineTest, LinkedWriteFsync_OneCqePerChainWithCqeSkip) {
   if (!uring()) return;
   bool skip = s.backend_notes.find("CQE_SKIP") != std::string::npos;
   EXPECT_EQ(s.cqes, skip ? kChains + 1 + 1 : 2 * (kChains + 1) + 1) << s.backend_notes;
+  // Each blocking chain left the owner with nothing to do but wait for its CQE.
+  EXPECT_GE(s.owner_sleeps, kChains);
 }
 
 TEST_P(EngineTest, RegisteredBufferWrite) {
