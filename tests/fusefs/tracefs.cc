@@ -118,21 +118,35 @@ void TraceInstance::mark(const std::string& text) {
 
 std::vector<TraceEvent> TraceInstance::events() const {
   // "  comm-pid  [cpu] flags  ts: name: body"; comm may hold '-' and spaces, the flags
-  // column is absent without the irq-info option.
+  // column is absent without the irq-info option. Syscall events print differently:
+  // "sys_fsync(fd: 3)" on entry, "sys_fsync -> 0x0" on exit.
   static const std::regex kLine(
-      R"(^\s*(.*)-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s+(?:\S+\s+)?\d+\.\d+:\s+([\w]+):\s?(.*)$)");
+      R"(^\s*(.*)-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s+(?:\S+\s+)?\d+\.\d+:\s+(.*)$)");
+  static const std::regex kEvent(R"(^(\w+):\s?(.*)$)");
+  static const std::regex kSysEnter(R"(^sys_(\w+)\((.*)\)$)");
+  static const std::regex kSysExit(R"(^sys_(\w+) -> (.*)$)");
   std::vector<TraceEvent> out;
   std::ifstream in(dir_ + "/trace");
   std::string line;
   std::smatch m;
+  std::smatch ev;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
     if (!std::regex_match(line, m, kLine)) continue;
     TraceEvent e;
     e.comm = m[1];
     e.pid = static_cast<pid_t>(std::stol(m[2]));
-    e.name = m[3];
-    e.body = m[4];
+    const std::string rest = m[3];
+    if (std::regex_match(rest, ev, kSysEnter)) {
+      e.name = "sys_enter_" + ev[1].str();
+    } else if (std::regex_match(rest, ev, kSysExit)) {
+      e.name = "sys_exit_" + ev[1].str();
+    } else if (!std::regex_match(rest, ev, kEvent)) {
+      continue;
+    } else {
+      e.name = ev[1];
+    }
+    e.body = ev[2];
     out.push_back(std::move(e));
   }
   return out;

@@ -16,8 +16,9 @@ namespace fsysfs::test {
 // One line of the instance's `trace` file.
 struct TraceEvent {
   std::string comm;
-  pid_t pid = 0;     // the thread that was running
-  std::string name;  // "io_uring_submit_req", "block_rq_issue", "tracing_mark_write", ...
+  pid_t pid = 0;  // the thread that was running
+  // "io_uring_submit_req", "block_rq_issue", "tracing_mark_write", "sys_enter_fsync", ...
+  std::string name;
   std::string body;  // the event's printed fields
 
   // The value of a "key value, key value" field of the body ("" when absent).
