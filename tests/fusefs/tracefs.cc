@@ -7,10 +7,12 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <regex>
 
 namespace fsysfs::test {
 namespace {
@@ -116,38 +118,67 @@ void TraceInstance::mark(const std::string& text) {
   if (marker_fd_ >= 0) (void)!::write(marker_fd_, text.data(), text.size());
 }
 
+namespace {
+
+bool is_word(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// One line of `trace`: "  comm-pid  [cpu] flags  ts: event". comm may hold '-' and
+// spaces; the flags column is absent without the irq-info option. Events print as
+// "name: body", syscall events as "sys_fsync(fd: 3)" on entry, "sys_fsync -> 0x0" on exit.
+// (Hand-parsed: GCC 12 reports false maybe-uninitialized warnings inside std::regex.)
+bool parse_line(const std::string& line, TraceEvent* e) {
+  size_t cpu = line.find(" [");
+  while (cpu != std::string::npos) {
+    size_t close = line.find(']', cpu);
+    if (close != std::string::npos && close > cpu + 2 &&
+        std::all_of(line.begin() + static_cast<long>(cpu) + 2,
+                    line.begin() + static_cast<long>(close),
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      break;
+    }
+    cpu = line.find(" [", cpu + 1);
+  }
+  if (cpu == std::string::npos) return false;
+  std::string task = line.substr(0, cpu);
+  if (size_t paren = task.rfind('('); paren != std::string::npos) task.erase(paren);  // tgid
+  while (!task.empty() && task.back() == ' ') task.pop_back();
+  size_t dash = task.rfind('-');
+  if (dash == std::string::npos || dash + 1 >= task.size()) return false;
+  e->comm = task.substr(task.find_first_not_of(' '), dash - task.find_first_not_of(' '));
+  e->pid = static_cast<pid_t>(std::atol(task.c_str() + dash + 1));
+  // The timestamp is the first token ending in ':' after the CPU column.
+  size_t ts_end = line.find(": ", line.find(']', cpu));
+  if (ts_end == std::string::npos) return false;
+  std::string rest = line.substr(ts_end + 2);
+  size_t i = 0;
+  while (i < rest.size() && is_word(rest[i])) ++i;
+  if (i == 0 || i == rest.size()) return false;
+  const std::string word = rest.substr(0, i);
+  if (rest[i] == ':') {
+    e->name = word;
+    e->body = rest.substr(rest.size() > i + 1 && rest[i + 1] == ' ' ? i + 2 : i + 1);
+  } else if (word.starts_with("sys_") && rest[i] == '(' && rest.back() == ')') {
+    e->name = "sys_enter_" + word.substr(4);
+    e->body = rest.substr(i + 1, rest.size() - i - 2);
+  } else if (word.starts_with("sys_") && rest.compare(i, 4, " -> ") == 0) {
+    e->name = "sys_exit_" + word.substr(4);
+    e->body = rest.substr(i + 4);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::vector<TraceEvent> TraceInstance::events() const {
-  // "  comm-pid  [cpu] flags  ts: name: body"; comm may hold '-' and spaces, the flags
-  // column is absent without the irq-info option. Syscall events print differently:
-  // "sys_fsync(fd: 3)" on entry, "sys_fsync -> 0x0" on exit.
-  static const std::regex kLine(
-      R"(^\s*(.*)-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s+(?:\S+\s+)?\d+\.\d+:\s+(.*)$)");
-  static const std::regex kEvent(R"(^(\w+):\s?(.*)$)");
-  static const std::regex kSysEnter(R"(^sys_(\w+)\((.*)\)$)");
-  static const std::regex kSysExit(R"(^sys_(\w+) -> (.*)$)");
   std::vector<TraceEvent> out;
   std::ifstream in(dir_ + "/trace");
   std::string line;
-  std::smatch m;
-  std::smatch ev;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
-    if (!std::regex_match(line, m, kLine)) continue;
     TraceEvent e;
-    e.comm = m[1];
-    e.pid = static_cast<pid_t>(std::stol(m[2]));
-    const std::string rest = m[3];
-    if (std::regex_match(rest, ev, kSysEnter)) {
-      e.name = "sys_enter_" + ev[1].str();
-    } else if (std::regex_match(rest, ev, kSysExit)) {
-      e.name = "sys_exit_" + ev[1].str();
-    } else if (!std::regex_match(rest, ev, kEvent)) {
-      continue;
-    } else {
-      e.name = ev[1];
-    }
-    e.body = ev[2];
-    out.push_back(std::move(e));
+    if (parse_line(line, &e)) out.push_back(std::move(e));
   }
   return out;
 }
