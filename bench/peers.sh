@@ -167,7 +167,13 @@ unmount_target() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [[ -n $current_pid ]] && kill -TERM "$current_pid" 2>/dev/null && wait "$current_pid" 2>/dev/null
+  # Every step is best effort: one failure (a killed child's status, a busy mount) must not
+  # stop the unmounting of the rest.
+  set +e
+  if [[ -n $current_pid ]]; then
+    kill -TERM "$current_pid" 2>/dev/null
+    wait "$current_pid" 2>/dev/null
+  fi
   for t in "${!MNT[@]}"; do unmount_target "$t"; done
   if grep -qF " $work/" /proc/self/mounts; then
     echo "peers.sh: something is still mounted under $work; not removing it" >&2

@@ -2,6 +2,7 @@
 // fdatasyncs one file N times, between two NVMe VERIFY commands (the kernel never sends
 // VERIFY itself) that mark where the host should count FLUSH commands in QEMU's trace:
 //   VERIFY slba M | N x (pwrite 4 KiB at 0, fdatasync) | VERIFY slba M+1
+// With --sync 0 the loop only writes (for durability=strict, where each write is a sync).
 // The file is created, written and synced once before the first marker, so the window
 // holds only the steady state of the loop. Prints "RESULT key value" lines; exits non-zero
 // on any failure.
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   std::string file;
   int fsyncs = 10;
   uint64_t marker = 10;
+  bool sync = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string key = argv[i];
     if (key == "--device") {
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
       file = argv[i + 1];
     } else if (key == "--fsyncs") {
       fsyncs = std::atoi(argv[i + 1]);
+    } else if (key == "--sync") {
+      sync = std::atoi(argv[i + 1]) != 0;
     } else if (key == "--marker") {
       marker = std::strtoull(argv[i + 1], nullptr, 10);
     } else {
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
     }
   }
   if (file.empty()) {
-    std::printf("RESULT error usage: --file F [--device D] [--fsyncs N] [--marker M]\n");
+    std::printf("RESULT error usage: --file F [--device D] [--fsyncs N] [--marker M] [--sync 0]\n");
     return 1;
   }
   int dev = ::open(device.c_str(), O_RDONLY | O_CLOEXEC);
@@ -83,12 +87,13 @@ int main(int argc, char** argv) {
     if (::pwrite(fd, block.data(), kBlock, 0) != static_cast<ssize_t>(kBlock)) {
       return fail("pwrite");
     }
-    if (::fdatasync(fd) != 0) return fail("fdatasync");
+    if (sync && ::fdatasync(fd) != 0) return fail("fdatasync");
   }
   if (!send_marker(dev, static_cast<uint32_t>(nsid), marker + 1)) return fail("VERIFY marker");
   if (::close(fd) != 0) return fail("close");
-  std::printf("RESULT fsyncs %d file %s markers %llu %llu\n", fsyncs, file.c_str(),
-              static_cast<unsigned long long>(marker), static_cast<unsigned long long>(marker + 1));
+  std::printf("RESULT %s %d file %s markers %llu %llu\n", sync ? "fsyncs" : "writes", fsyncs,
+              file.c_str(), static_cast<unsigned long long>(marker),
+              static_cast<unsigned long long>(marker + 1));
   std::fflush(stdout);
   return 0;
 }

@@ -7,8 +7,12 @@
 #   auto    (slba 12/13): fsysfs -o nvme_flush=auto  -> those plus one passthrough FLUSH
 #                                                       per application fdatasync
 #   direct  (slba 14/15): the app on the ext4 itself -> the backing fs's baseline
-# and checks: auto - off == --fsyncs, off == direct, and `fsysfs stats --json` of each
-# mount agrees (nvme_flush count, passthrough status, syncs issued).
+#   strict  (slba 16/17): durability=strict, nvme_flush=auto, the app only writes
+#                                                    -> each write a linked write+fdatasync
+#                                                       and one passthrough FLUSH
+# and checks: auto - off == --fsyncs, off == direct, strict - direct == --fsyncs, and
+# `fsysfs stats --json` of each mount agrees (nvme_flush count, one per successful sync,
+# passthrough status, syncs issued).
 # Exit 0 pass, 1 fail, 77 skip (no QEMU, no guest kernel, TCG cannot boot at all).
 #
 # The uncompressed guest kernel is cached in --cache-dir/cache-KVER (the same layout as
@@ -81,7 +85,7 @@ kernel="$vmlinux"
 # --- initramfs: busybox, modules, fsysfs with its shared libraries, the app, /init.
 root="$work/initramfs"
 rm -rf "$root"
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,etc,backing,m-off,m-auto,lib/modules/"$kver"}
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,etc,backing,m-off,m-auto,m-strict,lib/modules/"$kver"}
 cp "$busybox" "$root/bin/busybox"
 ln -s /proc/mounts "$root/etc/mtab"
 declare -A seen=()
@@ -116,13 +120,14 @@ for m in nvme crc32c_generic ext4 fuse; do modprobe \$m; done
 i=0
 while [ ! -b /dev/nvme0n1 ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
 mount -t ext4 /dev/nvme0n1 /backing || echo "GUEST-ERROR mount ext4"
-# run_phase NAME MOUNT-OPTIONS MARKER: mounts fsysfs, runs the app, prints the stats.
+# run_phase NAME MOUNT-OPTIONS MARKER [APP-ARGS]: mounts fsysfs, runs the app, prints the
+# stats.
 run_phase() {
   fsysfs -f -o allow_other,\$2 /backing /m-\$1 2> /tmp/\$1.log &
   pid=\$!
   i=0
   while ! grep -q " /m-\$1 fuse.fsysfs " /proc/mounts && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
-  fsysfs_guest_app --file /m-\$1/\$1.dat --fsyncs $fsyncs --marker \$3 || echo "GUEST-ERROR app \$1"
+  fsysfs_guest_app --file /m-\$1/\$1.dat --fsyncs $fsyncs --marker \$3 \$4 || echo "GUEST-ERROR app \$1"
   echo "GUEST-STATS \$1 \$(fsysfs stats /m-\$1 --json)"
   umount /m-\$1
   wait \$pid || echo "GUEST-ERROR daemon \$1 exit \$?"
@@ -130,6 +135,7 @@ run_phase() {
 }
 run_phase off nvme_flush=off 10
 run_phase auto nvme_flush=auto 12
+run_phase strict nvme_flush=auto,durability=strict 16 "--sync 0"
 fsysfs_guest_app --file /backing/direct.dat --fsyncs $fsyncs --marker 14 || echo "GUEST-ERROR app direct"
 umount /backing
 echo "GUEST-END"
@@ -191,14 +197,14 @@ counts=$(awk '
   }
   /pci_nvme_err_req_status / && phase { err[phase]++ }
   END {
-    for (p = 10; p <= 14; p += 2)
+    for (p = 10; p <= 16; p += 2)
       printf "%d %d %d %d %d %d ", open[p] + closed[p], flush[p] + 0, write[p] + 0, other[p] + 0, err[p] + 0, 0
     print ""
   }' "$trace")
 read -r m_off f_off w_off o_off e_off _ m_auto f_auto w_auto o_auto e_auto _ \
-  m_direct f_direct w_direct o_direct e_direct _ <<< "$counts"
-echo "trace: FLUSH commands for $fsyncs application fdatasyncs: off $f_off, auto $f_auto, direct $f_direct (WRITEs $w_off/$w_auto/$w_direct)"
-for p in off auto direct; do
+  m_direct f_direct w_direct o_direct e_direct _ m_strict f_strict w_strict o_strict e_strict _ <<< "$counts"
+echo "trace: FLUSH commands for $fsyncs application fdatasyncs: off $f_off, auto $f_auto, direct $f_direct; for $fsyncs strict writes: $f_strict (WRITEs $w_off/$w_auto/$w_direct/$w_strict)"
+for p in off auto direct strict; do
   m=m_$p o=o_$p e=e_$p
   [[ ${!m} == 2 ]] || fail "$p: VERIFY markers not both in the trace"
   [[ ${!o} == 0 ]] || fail "$p: unexpected I/O commands between the markers"
@@ -209,6 +215,8 @@ done
 [[ $f_off == "$f_direct" ]] ||
   fail "nvme_flush=off: $f_off FLUSH commands, the backing fs alone sends $f_direct"
 (( f_direct >= fsyncs )) || fail "the backing ext4 sent $f_direct FLUSH for $fsyncs fdatasyncs"
+[[ $((f_strict - f_direct)) == "$fsyncs" ]] ||
+  fail "strict: $f_strict FLUSH commands for $fsyncs writes, want the backing fs's $f_direct plus $fsyncs"
 
 # The daemon's account: the app's first fdatasync (before the markers) counts too.
 stats() { sed -n "s/^GUEST-STATS $1 //p" "$console" | tr -d '\r'; }
@@ -227,5 +235,15 @@ n=$(json_count "$s_off" nvme_flush)
 [[ "$n" == 0 ]] || fail "off: stats count $n NVMe flushes"
 n=$(json_number "$s_off" syncs_issued)
 [[ "$n" == "$want" ]] || fail "off: stats count $n syncs issued, want $want"
+# strict: one linked write+fdatasync per write (and the first write's), each followed by
+# one FLUSH; the app's one fdatasync may be elided as already durable.
+s_strict=$(stats strict)
+[[ -n "$s_strict" ]] || fail "no stats from the strict guest phase"
+n=$(json_count "$s_strict" "write+fdatasync")
+[[ "$n" == "$want" ]] || fail "strict: stats count $n write+fdatasync chains, want $want"
+syncs=$(($(json_count "$s_strict" "write+fdatasync") + $(json_count "$s_strict" fdatasync) + $(json_count "$s_strict" fsync)))
+n=$(json_count "$s_strict" nvme_flush)
+[[ "$n" == "$syncs" ]] || fail "strict: stats count $n NVMe flushes for $syncs successful syncs"
+echo "stats: strict write+fdatasync $want, nvme_flush $n"
 echo "stats: auto nvme_flush $(json_count "$s_auto" nvme_flush), off nvme_flush $(json_count "$s_off" nvme_flush), syncs_issued $want each"
 echo "PASS"
