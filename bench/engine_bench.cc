@@ -4,7 +4,7 @@
 // Markdown table of per-cell medians and of the median per-round ratio engine/direct.
 //
 // Usage: engine_bench [--rounds N] [--seconds S] [--quick] [--sqpoll]
-//                     [--ring-sync-threads N] [--out FILE] [DIR]
+//                     [--ring-sync-threads N] [--only S] [--out FILE] [DIR]
 
 #include <fcntl.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -93,6 +93,7 @@ struct Config {
   unsigned ring_sync_threads = engine::Options{}.ring_sync_threads;
   std::string out;
   std::string dir;
+  std::string only;  // run only the workloads whose label contains this
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -251,7 +252,7 @@ std::string fmt(const char* f, double x) {
 
 std::string usage() {
   return "usage: engine_bench [--rounds N] [--seconds S] [--quick] [--sqpoll]\n"
-         "                    [--ring-sync-threads N] [--out FILE] [DIR]\n"
+         "                    [--ring-sync-threads N] [--only S] [--out FILE] [DIR]\n"
          "  DIR        directory for the test files (default: a temp dir under /var/tmp,\n"
          "             removed afterwards)\n"
          "  --rounds   interleaved rounds (default 3); the table shows medians\n"
@@ -261,6 +262,7 @@ std::string usage() {
          "  --ring-sync-threads N\n"
          "             io_uring: sync-only ops on N engine threads (default 4); 0 sends\n"
          "             them to the ring as IORING_OP_FSYNC\n"
+         "  --only S   run only the workloads whose label contains S\n"
          "  --out      also write the table to FILE\n";
 }
 
@@ -289,6 +291,8 @@ Config parse_args(int argc, char** argv) {
       c.ring_sync_threads = static_cast<unsigned>(n);
     } else if (a == "--out") {
       c.out = value();
+    } else if (a == "--only") {
+      c.only = value();
     } else if (a == "-h" || a == "--help") {
       std::fputs(usage().c_str(), stdout);
       std::exit(0);
@@ -373,6 +377,14 @@ int run(const Config& cfg) {
        {Variant::kUring, Variant::kDirect},
        {}},
   };
+  if (!cfg.only.empty()) {
+    std::erase_if(scenarios,
+                  [&](const Scenario& s) { return s.label.find(cfg.only) == std::string::npos; });
+    if (scenarios.empty()) {
+      if (own_dir) fs::remove_all(dir);
+      die("no workload matches --only " + cfg.only);
+    }
+  }
   std::vector<std::string> created;
   for (size_t i = 0; i < scenarios.size(); ++i) {
     auto& s = scenarios[i];
