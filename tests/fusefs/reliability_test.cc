@@ -244,19 +244,30 @@ class BackingFull : public ReliabilityTest, public ::testing::WithParamInterface
     log_ = base_ + "/daemon.log";
     for (auto* d : {&backing_, &mnt_, &plain_}) ASSERT_EQ(::mkdir(d->c_str(), 0755), 0);
 
-    const std::string image = base_ + "/disk.img";
-    std::string why_not;
-    int fd = ::open(image.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-    ASSERT_GE(fd, 0);
+    // The image lives in memory where it can (/dev/shm): the test is about a full disk, not
+    // about the speed of a disk that other work on the machine may be keeping busy.
+    char image_tmpl[] = "/dev/shm/fsysfs-rel-disk.XXXXXX";
+    int fd = ::mkstemp(image_tmpl);
+    std::string image = image_tmpl;
+    if (fd < 0) {
+      image = base_ + "/disk.img";
+      fd = ::open(image.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    }
+    ASSERT_GE(fd, 0) << std::strerror(errno);
     ASSERT_EQ(::ftruncate(fd, 32 << 20), 0);
     ::close(fd);
-    // -m 0: no blocks reserved for root (the daemon writes as root).
-    if (run_command({"mkfs.ext4", "-q", "-F", "-m", "0", image}, &why_not) == 0 &&
+    std::string why_not;
+    // -m 0: no blocks reserved for root (the daemon writes as root). No lazy init: no
+    // background thread writes the image during the test.
+    if (run_command({"mkfs.ext4", "-q", "-F", "-m", "0", "-E",
+                     "lazy_itable_init=0,lazy_journal_init=0", image},
+                    &why_not) == 0 &&
         run_command({"mount", "-o", "loop", image, backing_}, &why_not) == 0) {
       small_fs_ = "ext4 32 MiB on a loop device";
     } else if (::mount("tmpfs", backing_.c_str(), "tmpfs", 0, "size=8m,mode=0755") == 0) {
       small_fs_ = "tmpfs 8 MiB";
     } else {
+      ::unlink(image.c_str());
       GTEST_SKIP() << "cannot make a small backing filesystem here (no loop-mounted ext4: "
                    << why_not << "; no tmpfs: " << std::strerror(errno) << ")";
     }
