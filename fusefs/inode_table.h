@@ -46,6 +46,7 @@ struct Inode {
   std::unique_ptr<engine::File> dir_sync_file;  // guarded by dir_sync_mu
 };
 
+// NOLINTNEXTLINE(bugprone-sizeof-expression): the size of the pointer is the point.
 static_assert(sizeof(fuse_ino_t) >= sizeof(Inode*), "an Inode address must fit a fuse_ino_t");
 
 class InodeTable {

@@ -75,7 +75,7 @@ std::string stderr_lines(int fd) {
 }
 
 [[noreturn]] void daemon_main(const Settings& settings, const ServeFn& serve,
-                              spdlog::sink_ptr file_sink, UniqueFd report) {
+                              const spdlog::sink_ptr& file_sink, UniqueFd report) {
   // The parent prints the message as one line.
   auto fail = [&report](std::string_view message) {
     std::string out(1, kFailed);
@@ -175,7 +175,7 @@ pid_t run_daemon(const Settings& settings, const ServeFn& serve) {
   if (pid < 0) throw Error(fmt::format("cannot fork: {}", std::strerror(errno)));
   if (pid == 0) {
     report_read.reset();
-    daemon_main(settings, serve, std::move(file_sink), std::move(report_write));
+    daemon_main(settings, serve, file_sink, std::move(report_write));
   }
 
   report_write.reset();

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential cmake pkg-config git clang-format
+  build-essential cmake pkg-config git clang-format clang-tidy
   liburing-dev libfuse3-dev fuse3 libspdlog-dev libfmt-dev libgtest-dev
   fio e2fsprogs util-linux procps attr
   # the emulated-NVMe test (tests/vm)
