@@ -767,8 +767,10 @@ void KilledWith<kOptions>::killed_mid_load_keeps_acknowledged_writes(bool strict
   for (auto& w : writers) w.join();
 
   uint64_t total_durable = 0, total_acked = 0;
+  std::string errors;
   for (int t = 0; t < kWriters; ++t) {
     Progress& p = progress[t];
+    errors += (t > 0 ? ", " : "") + p.failed_call + " " + errno_name(p.error);
     EXPECT_TRUE(p.error == ENOTCONN || p.error == ECONNABORTED)
         << "writer " << t << " " << p.failed_call << ": " << errno_name(p.error);
     total_durable += p.durable;
@@ -776,6 +778,7 @@ void KilledWith<kOptions>::killed_mid_load_keeps_acknowledged_writes(bool strict
   }
   RecordProperty("writes_durable_at_kill", std::to_string(total_durable));
   RecordProperty("writes_acked_at_kill", std::to_string(total_acked));
+  RecordProperty("writer_errors", errors);
 
   // The dead mount answers ENOTCONN and can be unmounted the ordinary way.
   struct stat st;
