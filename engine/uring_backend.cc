@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 
 #include "engine/buffer_pool.h"
@@ -109,8 +110,11 @@ void UringBackend::wake() noexcept {
 
 void UringBackend::release_slot(File& f) noexcept {
   if (f.slot_ < 0 || stopped_.load()) return;
+  // Out of memory, the slot stays registered until the ring is torn down: it holds its
+  // own reference to the old file, so no fd opened later can be reached through it.
+  auto* op = new (std::nothrow) Op;
+  if (op == nullptr) return;
   Waiter w;
-  auto* op = new Op;
   op->type = OpType::kReleaseSlot;
   op->file = &f;
   op->done_cb = w.callback();

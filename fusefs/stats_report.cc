@@ -84,6 +84,8 @@ constexpr std::pair<const char*, uint64_t engine::StatsSnapshot::*> kEngineCount
     {"sq_full", &engine::StatsSnapshot::sq_full},
     {"submits", &engine::StatsSnapshot::submits},
     {"sqes", &engine::StatsSnapshot::sqes},
+    {"cqes", &engine::StatsSnapshot::cqes},
+    {"owner_sleeps", &engine::StatsSnapshot::owner_sleeps},
     {"nvme_flush_errors", &engine::StatsSnapshot::nvme_flush_errors},
 };
 

@@ -242,6 +242,10 @@ std::vector<OptionSpec> build_table() {
   fs(unsigned_option(
       "sync_threads", "worker threads of the syscall engine",
       [](Settings& s) -> unsigned& { return s.config.engine.sync_threads; }, 1, 256));
+  fs(unsigned_option(
+      "ring_sync_threads",
+      "io_uring engine: threads that run fsync/fdatasync requests; 0 sends them to the ring",
+      [](Settings& s) -> unsigned& { return s.config.engine.ring_sync_threads; }, 0, 256));
   fs(word_option<bool>(
       "nvme_flush", "auto|off", "send an NVMe FLUSH after each fsync where the device allows it",
       [](Settings& s) -> bool& { return s.config.engine.nvme_flush; },
