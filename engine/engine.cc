@@ -199,11 +199,7 @@ int Engine::sync(File& f, SyncKind kind) {
 
 void Engine::complete(Op* op, int64_t res) noexcept {
   stats_.record(op->kind(), now_ns() - op->start_ns, res, res > 0 ? static_cast<uint64_t>(res) : 0);
-  File* f = op->file;
-  if (res >= 0 && op->syncs() && f->nvme_) op->nvme = f->nvme_;
-  op->file = nullptr;
-  // After this the File may be destroyed by a thread waiting in ~File.
-  if (f->pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) f->pending_.notify_all();
+  if (res >= 0 && op->syncs() && op->file->nvme_) op->nvme = op->file->nvme_;
   if (op->nvme) {
     flusher_->push(op, res);
     return;
@@ -212,9 +208,13 @@ void Engine::complete(Op* op, int64_t res) noexcept {
 }
 
 void Engine::run_completion(Op* op, int64_t res) noexcept {
+  File* f = op->file;
   Completion cb = std::move(op->done_cb);
   delete op;  // gives a registered buffer back before the caller hears of the completion
   cb(res);
+  // Only now may a thread waiting in ~File go on: the completion may still have been
+  // using what the File belongs to (a FUSE handle, say).
+  if (f->pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) f->pending_.notify_all();
 }
 
 StatsSnapshot Engine::stats() const {

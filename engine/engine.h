@@ -37,7 +37,8 @@ enum class SyncKind : uint8_t {
 };
 
 // Completion of an op: bytes transferred (>= 0) or -errno. Must not throw (it runs on an
-// engine thread inside a noexcept dispatcher) and must not destroy a File.
+// engine thread inside a noexcept dispatcher) and must not destroy its own File: ~File
+// waits until every completion of the file has returned.
 using Completion = std::function<void(int64_t res)>;
 
 // A registered, page-aligned buffer leased from the engine's pool. Move-only; goes back
@@ -144,8 +145,8 @@ class Engine {
   friend class NvmeFlusher;
   Op* new_op(File& f, Completion done);
   void submit(Op* op) noexcept;
-  // Ends an op whose I/O is done: stats, the file's pending count, the NVMe FLUSH hop for
-  // a successful sync, then the caller's completion. Engine threads only.
+  // Ends an op whose I/O is done: stats, the NVMe FLUSH hop for
+  // a successful sync, the caller's completion, then the file's pending count. Engine threads only.
   void complete(Op* op, int64_t res) noexcept;
   void run_completion(Op* op, int64_t res) noexcept;
 

@@ -142,6 +142,24 @@ TEST_P(EngineTest, WriteReadSyncRoundTrip) {
   EXPECT_EQ(s.op(OpKind::kRead).count, 3u);
 }
 
+// A FUSE handle owns its File and is freed right after the File: destroying the File must
+// wait until the completion that uses the handle has returned, not only until the I/O is
+// done.
+TEST_P(EngineTest, DestroyingAFileWaitsForItsRunningCompletions) {
+  auto f = engine_->adopt(open_file(dir_ / "life"));
+  std::atomic<bool> started{false};
+  std::atomic<bool> finished{false};
+  engine_->sync(*f, SyncKind::kData, [&](int64_t) noexcept {
+    started.store(true);
+    started.notify_all();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    finished.store(true);
+  });
+  started.wait(false);
+  f.reset();
+  EXPECT_TRUE(finished.load());
+}
+
 TEST_P(EngineTest, LinkedWriteFsync_DataOnDisk) {
   auto f = engine_->adopt(open_file(dir_ / "chain"));
   for (SyncKind k : {SyncKind::kData, SyncKind::kFull}) {
