@@ -69,8 +69,8 @@ int64_t SyncBackend::execute(Op& op) noexcept {
     case OpType::kSync:
       return do_sync(fd);
     case OpType::kWrite: {
-      // Like the ring: a plain write that fails part-way reports what landed; a chain
-      // reports the error and never syncs a partial write.
+      // Like the ring: a write that fails part-way reports what landed, as a short write;
+      // a chain first syncs that part (as an O_DSYNC write does), and fails if it cannot.
       while (op.done < op.len) {
         ssize_t n =
             ::pwrite(fd, op.data + op.done, op.len - op.done, static_cast<off_t>(op.off + op.done));
@@ -78,9 +78,8 @@ int64_t SyncBackend::execute(Op& op) noexcept {
         if (n < 0 && errno == ESPIPE) n = ::write(fd, op.data + op.done, op.len - op.done);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-          int64_t err = n < 0 ? -errno : -EIO;
-          bool chained = op.sync != SyncKind::kNone;
-          return !chained && op.done > 0 ? static_cast<int64_t>(op.done) : err;
+          if (op.done == 0) return n < 0 ? -errno : -EIO;
+          break;
         }
         op.done += static_cast<size_t>(n);
       }

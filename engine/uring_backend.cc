@@ -334,14 +334,23 @@ void UringBackend::on_cqe(uint64_t user_data, int32_t res) noexcept {
   // a failed or short write cancels the linked sync, whose -ECANCELED must never pass
   // for success.
   bool chained = op->sync != SyncKind::kNone;
+  if (chained && op->done > 0 && op->write_len > 0 && op->write_res <= 0) {
+    // The remainder of a write that landed in part failed (ENOSPC at the disk's edge):
+    // like an O_DSYNC write, make the part that landed durable and report it as a short
+    // write. The chain is requeued with nothing left to write (a zero-length write, which
+    // does not break the link), so in effect only its sync runs.
+    op->len = op->done;
+    pending_.push_front(op);
+    return;
+  }
   if (op->write_res < 0) {
-    finish(op, !chained && op->done > 0 ? static_cast<int64_t>(op->done) : op->write_res);
+    finish(op, op->done > 0 ? static_cast<int64_t>(op->done) : op->write_res);
     return;
   }
   op->done += static_cast<size_t>(op->write_res);
   if (op->done < op->len) {
     if (op->write_res == 0) {
-      finish(op, !chained && op->done > 0 ? static_cast<int64_t>(op->done) : -EIO);
+      finish(op, op->done > 0 ? static_cast<int64_t>(op->done) : -EIO);
       return;
     }
     // Short write: write the remainder (and then sync) as a new chain, before later ops.

@@ -65,6 +65,28 @@ int close_dup_error(int fd) noexcept {
   return ::close(dup) != 0 ? errno : 0;
 }
 
+// What a write through `h` is chained with: the open's O_DSYNC/O_SYNC, or fdatasync in
+// strict mode.
+engine::SyncKind write_sync_of(Filesystem& fs, const FileHandle& h) noexcept {
+  if (h.write_sync == engine::SyncKind::kNone && fs.durability() == Durability::kStrict) {
+    return engine::SyncKind::kData;
+  }
+  return h.write_sync;
+}
+
+// After a data change that bypassed the engine's write path (fallocate, copy_file_range):
+// makes it durable when a write through `h` would have been. Blocks the worker. Returns an
+// errno or 0.
+int sync_after_change(Filesystem& fs, FileHandle& h) noexcept {
+  const engine::SyncKind kind = write_sync_of(fs, h);
+  if (kind == engine::SyncKind::kNone) return 0;
+  const uint64_t sample = h.inode->data.sample();
+  int rc = guarded([&] { return fs.engine().sync(*h.file, kind); });
+  if (rc < 0) return -rc;
+  h.inode->data.durable(sample);
+  return 0;
+}
+
 // Hands the write to the engine; returns 0 once the completion owns the reply, or -errno
 // when nothing was submitted (the caller replies).
 int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, off_t off) noexcept {
@@ -73,10 +95,7 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
     const size_t len = fuse_buf_size(bufv);
     // In strict mode (and for O_DSYNC/O_SYNC opens) the write is a linked write+sync
     // chain: durable when answered.
-    engine::SyncKind sync = h.write_sync;
-    if (fs.durability() == Durability::kStrict && sync == engine::SyncKind::kNone) {
-      sync = engine::SyncKind::kData;
-    }
+    const engine::SyncKind sync = write_sync_of(fs, h);
     const bool chained = sync != engine::SyncKind::kNone;
     const uint64_t sample = chained ? h.inode->data.sample() : 0;
     engine::Completion done = [req, &h, chained, sample](int64_t res) noexcept {
@@ -259,6 +278,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t leng
   FileHandle& h = file_of(fi);
   int rc = ::fallocate(h.fd(), mode, offset, length) == 0 ? 0 : errno;
   h.inode->data.changed();
+  if (rc == 0) rc = sync_after_change(fs_of(req), h);
   reply_err(req, rc);
 }
 
@@ -271,16 +291,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
                                 static_cast<unsigned>(flags));
   int err = n < 0 ? errno : 0;
   dst.inode->data.changed();
-  if (err == 0 && dst.write_sync != engine::SyncKind::kNone) {
-    // Its backing fd is not O_DSYNC/O_SYNC: keep the promise the open made.
-    const uint64_t sample = dst.inode->data.sample();
-    int rc = guarded([&] { return fs_of(req).engine().sync(*dst.file, dst.write_sync); });
-    if (rc < 0) {
-      err = -rc;
-    } else {
-      dst.inode->data.durable(sample);
-    }
-  }
+  if (err == 0) err = sync_after_change(fs_of(req), dst);
   if (err != 0) {
     reply_err(req, err);
   } else {

@@ -439,13 +439,9 @@ TEST_P(DiskEdge, ShortWriteAtTheEdge_ReportsExactlyWhatLanded) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Durability, BackingFull, ::testing::Values("fsync", "strict"));
-INSTANTIATE_TEST_SUITE_P(Fsync, DiskEdge, ::testing::Values("fsync"));
-// Disabled: in strict mode the engine fails a linked write+fdatasync whose write landed in
-// part (about 250 KiB of a 293 KiB write here) with ENOSPC, and never syncs that part, so the
-// backing file grows by bytes the application was told were not written. The fix (an O_DSYNC-like
-// short write: sync what landed, report its length) is in engine/uring_backend.cc and
-// engine/sync_backend.cc, not here.
-INSTANTIATE_TEST_SUITE_P(DISABLED_Strict, DiskEdge, ::testing::Values("strict"));
+// In strict mode a linked write+fdatasync whose write lands in part syncs that part and
+// reports it as a short write, as the kernel's O_DSYNC path does.
+INSTANTIATE_TEST_SUITE_P(Modes, DiskEdge, ::testing::Values("fsync", "strict"));
 
 // ---- 2. backing errors while other work goes on --------------------------------------
 

@@ -372,10 +372,7 @@ TEST_F(StrictTrace, EveryWriteIsALinkedWriteFdatasyncThatCompletesBeforeWriteRet
 }
 
 // copy_file_range writes data too: in strict mode it must be durable when it returns.
-// Disabled while it fails: fusefs's op_copy_file_range syncs only for O_DSYNC/O_SYNC
-// handles, not in strict mode (the trace shows no sync in the window). Enable it with the
-// fix.
-TEST_F(StrictTrace, DISABLED_CopyFileRangeIsDurableWhenItReturns) {
+TEST_F(StrictTrace, CopyFileRangeIsDurableWhenItReturns) {
   auto data = block_of('r');
   int src = ::open(file("src").c_str(), O_CREAT | O_RDWR, 0644);
   ASSERT_GE(src, 0) << std::strerror(errno);
