@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config git clang-format clang-tidy
   liburing-dev libfuse3-dev fuse3 libspdlog-dev libfmt-dev libgtest-dev
-  fio e2fsprogs util-linux procps attr
+  fio stress-ng python3 e2fsprogs util-linux procps attr
   # the emulated-NVMe test (tests/vm)
   qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
 )
