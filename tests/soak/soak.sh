@@ -37,6 +37,7 @@ work=$(mktemp -d "$base_dir/fsysfs-soak.XXXXXX")
 back="$work/back"
 mnt="$work/mnt"
 mkdir -p "$back" "$mnt"
+cd "$work"  # fio and stress-ng leave no files behind where the soak was started
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -76,11 +77,11 @@ echo "soak: ${seconds}s on $mnt (daemon $daemon): idle fds $idle_fds, slots $idl
 # 1. Data: fio writes and verifies (crc32c) its own files, with fsyncs.
 mkdir "$mnt/fio"
 fio --name=rand --directory="$mnt/fio" --rw=randwrite --bs=4k --size=32m --numjobs=3 \
-  --fsync=16 --verify=crc32c --verify_fatal=1 --do_verify=1 --time_based=0 --loops=1000 \
+  --fsync=16 --verify=crc32c --verify_fatal=1 --verify_state_save=0 --do_verify=1 --time_based=0 --loops=1000 \
   --runtime="$seconds" --ioengine=psync --group_reporting --output="$work/fio-rand.txt" &
 pids+=($!)
 fio --name=seq --directory="$mnt/fio" --rw=write --bs=256k --size=64m --numjobs=1 \
-  --end_fsync=1 --verify=crc32c --verify_fatal=1 --do_verify=1 --loops=1000 \
+  --end_fsync=1 --verify=crc32c --verify_fatal=1 --verify_state_save=0 --do_verify=1 --loops=1000 \
   --runtime="$seconds" --ioengine=psync --output="$work/fio-seq.txt" &
 pids+=($!)
 
