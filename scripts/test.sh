@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, the release build's tests (engine, NVMe fakes and the
-# QEMU emulated-NVMe guest, the command, real mounts), the engine and mount tests under
-# ASan+UBSan, and the engine's concurrency tests under TSan. Needs root (FUSE mounts,
+# QEMU emulated-NVMe guests, the command, real mounts, a short soak), clang-tidy, and the
+# engine and mount tests under ASan+UBSan and under TSan. Needs root (FUSE mounts,
 # uid switches). Exits non-zero on the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,9 @@ jobs=$(nproc)
 echo "== clang-format"
 git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 
+echo "== clang-tidy"
+./scripts/tidy.sh build
+
 echo "== release build: all tests"
 (cd build && ctest -j"$jobs" --output-on-failure --timeout 600)
 
@@ -19,11 +22,12 @@ echo "== ASan+UBSan build: engine, command and mount tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFSYSFS_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest -j"$jobs" --output-on-failure --timeout 900 -LE vm)
+  ctest -j"$jobs" --output-on-failure --timeout 900 -LE "vm|soak")
 
-echo "== TSan build: engine tests"
+echo "== TSan build: engine and mount tests"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFSYSFS_SANITIZE=thread >/dev/null
-cmake --build build-tsan -j"$jobs" --target engine_tests
-(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest -j"$jobs" --output-on-failure --timeout 900 -L engine)
+cmake --build build-tsan -j"$jobs"
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../tests/tsan.supp" \
+  ctest -j"$jobs" --output-on-failure --timeout 900 -L "engine|mount" -LE "vm|soak")
 
 echo "== all tests passed"
