@@ -78,7 +78,9 @@ std::optional<int> parse_errno(std::string_view text) noexcept {
   for (const auto& [name, value] : kErrnos) {
     if (name == text) return value;
   }
-  if (auto n = parse_u64(text); n && *n > 0 && *n < 4096) return static_cast<int>(*n);
+  // The kernel refuses a reply with an errno of 512 or more, which would leave the
+  // request unanswered.
+  if (auto n = parse_u64(text); n && *n > 0 && *n < 512) return static_cast<int>(*n);
   return std::nullopt;
 }
 

@@ -22,7 +22,13 @@ void want_if_capable(fuse_conn_info* conn, unsigned cap) noexcept {
 void op_init(void* userdata, fuse_conn_info* conn) noexcept {
   Filesystem& fs = *static_cast<Filesystem*>(userdata);
   conn->max_write = kMaxWrite;
-  want_if_capable(conn, FUSE_CAP_EXPORT_SUPPORT);
+  // No EXPORT_SUPPORT: with it, open_by_handle_at (or NFS) makes the kernel name node ids
+  // the daemon has already forgotten and freed; without it the kernel answers ESTALE for
+  // a handle whose inode it no longer caches.
+  conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
+  // No atomic O_TRUNC: the kernel then truncates with a SETATTR before the open, and so
+  // clears suid/sgid when a non-owner truncates, as truncate(2) does.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   want_if_capable(conn, FUSE_CAP_READDIRPLUS);
   want_if_capable(conn, FUSE_CAP_FLOCK_LOCKS);
   // Reads splice from the backing fd into /dev/fuse.

@@ -1,5 +1,7 @@
 // fsysfs: mounts BACKING at MOUNTPOINT through the fsys engine.
 
+#include <sys/resource.h>
+
 #include <array>
 #include <cstdio>
 #include <exception>
@@ -31,6 +33,16 @@ constexpr std::array<Subcommand, 3> kSubcommands{{
     {"inject", run_inject},
 }};
 
+// The daemon holds two fds per open file and one per inode the kernel knows: start-up
+// soft limits (1024) would cap every user of the mount together at a few hundred files.
+void raise_fd_limit() {
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);  // best effort: the old limit still works
+  }
+}
+
 int run_mount(std::span<const std::string_view> args) {
   CommandLine command_line = parse_command_line(args);
   if (command_line.action == CommandLine::Action::kHelp) {
@@ -46,6 +58,7 @@ int run_mount(std::span<const std::string_view> args) {
   check_fuse_device();
   settings.config.backing = paths.backing;
   settings.config.mountpoint = paths.mountpoint;
+  raise_fd_limit();
   if (command_line.foreground) return run_foreground(settings, fusefs::serve);
   run_daemon(settings, fusefs::serve);
   return 0;
