@@ -148,6 +148,9 @@ void MountFixture::mount() {
       dup2(log, 1);
       dup2(log, 2);
     }
+    // The daemon starts with stdin/out/err only, not with whatever the test runner left
+    // open (tests look at the daemon's fds).
+    ::close_range(3, ~0u, 0);
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
