@@ -118,7 +118,8 @@ class Engine {
 
   // --- asynchronous API: `done` runs once, on an engine thread --------------------------
   // Writes `data` (copied before returning) at `off`, then syncs it if `sync` says so, as
-  // one linked chain on the ring. The result is the byte count, or the first error.
+  // one linked chain on the ring. The result is the byte count, or the first error. A
+  // chain whose write lands only in part syncs that part and reports its length.
   void write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
              Completion done);
   // Writes the first `len` bytes of a leased buffer (WRITE_FIXED on the ring).
