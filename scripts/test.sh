@@ -25,11 +25,9 @@ cmake --build build-asan -j"$jobs"
   ctest -j"$jobs" --output-on-failure --timeout 900 -LE "vm|soak")
 
 echo "== TSan build: engine and mount tests"
-# die_after_fork=0: some tests fork a child (to act as another user) from a test process
-# that already runs threads, and the child starts threads of its own.
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFSYSFS_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j"$jobs"
-(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 die_after_fork=0 suppressions=$PWD/../tests/tsan.supp" \
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../tests/tsan.supp" \
   ctest -j"$jobs" --output-on-failure --timeout 900 -L "engine|mount" -LE "vm|soak")
 
 echo "== all tests passed"

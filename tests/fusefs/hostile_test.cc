@@ -115,9 +115,10 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-// Runs `fn` in a forked child as `uid`; returns its exit status (0: fn returned true).
+// Forks a child as `uid` that runs `fn` and exits 0 if it returned true. The child must
+// not start threads: the test process already runs some (TSan cannot follow that).
 template <class Fn>
-int child_as(uid_t uid, gid_t gid, Fn&& fn) {
+pid_t spawn_as(uid_t uid, gid_t gid, Fn&& fn) {
   pid_t pid = ::fork();
   if (pid == 0) {
     if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 ||
@@ -126,9 +127,18 @@ int child_as(uid_t uid, gid_t gid, Fn&& fn) {
     }
     _exit(fn() ? 0 : 1);
   }
+  return pid;
+}
+
+int wait_status(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+template <class Fn>
+int child_as(uid_t uid, gid_t gid, Fn&& fn) {
+  return wait_status(spawn_as(uid, gid, std::forward<Fn>(fn)));
 }
 
 class Hostile : public MountFixture {
@@ -413,45 +423,45 @@ TEST_F(Hostile, RenamesRacingLookups_NoCrash_NothingOutsideChanges) {
       ::rename((m + "/d2/sub2").c_str(), (m + "/d2/sub").c_str());
     }
   });
-  const int status = child_as(kNobody, kNogroup, [&] {
-    std::vector<std::thread> users;
-    std::atomic<long> ops{0};
-    const auto end = Clock::now() + duration;
-    for (int t = 0; t < 3; ++t) {
-      users.emplace_back([&, t] {
-        const std::string mine = "/u" + std::to_string(t);
-        char buf[64];
-        while (Clock::now() < end) {
-          for (const char* d : {"/d1", "/d2", "/s"}) {
-            const std::string dir = m + d;
-            struct stat st;
-            ::stat((dir + "/sub/f").c_str(), &st);
-            int fd = ::open((dir + "/sub/f").c_str(), O_RDWR);
-            if (fd >= 0) {
-              (void)::pread(fd, buf, sizeof buf, 0);
-              ::close(fd);
-            }
-            fd = ::open((dir + "/sub" + mine).c_str(), O_CREAT | O_WRONLY, 0644);
-            if (fd >= 0) ::close(fd);
-            ::chmod((dir + "/sub/f").c_str(), 0666);
-            ::setxattr((dir + "/sub/f").c_str(), "user.t", "1", 1, 0);
-            ::truncate((dir + "/sub/f").c_str(), 3);
-            ::unlink((dir + "/sub" + mine).c_str());
-            ::rename((dir + "/sub/f").c_str(), (dir + "/sub/f").c_str());
-            DIR* dd = ::opendir((dir + "/sub").c_str());
-            if (dd != nullptr) {
-              while (::readdir(dd) != nullptr) {
-              }
-              ::closedir(dd);
-            }
-            ++ops;
+  // Three users, each its own process.
+  std::vector<pid_t> users;
+  for (int t = 0; t < 3; ++t) {
+    users.push_back(spawn_as(kNobody, kNogroup, [&, t] {
+      const std::string mine = "/u" + std::to_string(t);
+      const auto end = Clock::now() + duration;
+      long ops = 0;
+      char buf[64];
+      while (Clock::now() < end) {
+        for (const char* d : {"/d1", "/d2", "/s"}) {
+          const std::string dir = m + d;
+          struct stat st;
+          ::stat((dir + "/sub/f").c_str(), &st);
+          int fd = ::open((dir + "/sub/f").c_str(), O_RDWR);
+          if (fd >= 0) {
+            (void)::pread(fd, buf, sizeof buf, 0);
+            ::close(fd);
           }
+          fd = ::open((dir + "/sub" + mine).c_str(), O_CREAT | O_WRONLY, 0644);
+          if (fd >= 0) ::close(fd);
+          ::chmod((dir + "/sub/f").c_str(), 0666);
+          ::setxattr((dir + "/sub/f").c_str(), "user.t", "1", 1, 0);
+          ::truncate((dir + "/sub/f").c_str(), 3);
+          ::unlink((dir + "/sub" + mine).c_str());
+          ::rename((dir + "/sub/f").c_str(), (dir + "/sub/f").c_str());
+          DIR* dd = ::opendir((dir + "/sub").c_str());
+          if (dd != nullptr) {
+            while (::readdir(dd) != nullptr) {
+            }
+            ::closedir(dd);
+          }
+          ++ops;
         }
-      });
-    }
-    for (auto& u : users) u.join();
-    return ops > 0;
-  });
+      }
+      return ops > 0;
+    }));
+  }
+  int status = 0;
+  for (pid_t pid : users) status |= wait_status(pid);
   stop = true;
   for (auto& t : renamers) t.join();
   EXPECT_EQ(status, 0);
