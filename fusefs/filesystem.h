@@ -64,6 +64,9 @@ class Filesystem {
   // Whether the kernel caches writes (decided in init; the open flags depend on it).
   bool writeback() const noexcept { return writeback_.load(std::memory_order_relaxed); }
   void set_writeback(bool on) noexcept { writeback_.store(on, std::memory_order_relaxed); }
+  // Whether the kernel leaves clearing suid/sgid on write and truncate to us (device_io.h).
+  bool kills_privs() const noexcept { return kills_privs_.load(std::memory_order_relaxed); }
+  void set_kills_privs(bool on) noexcept { kills_privs_.store(on, std::memory_order_relaxed); }
 
   // The live durability settings; an operation reads them once, when it starts.
   Durability durability() const noexcept { return durability_.load(std::memory_order_relaxed); }
@@ -122,6 +125,7 @@ class Filesystem {
   std::shared_ptr<spdlog::logger> log_;
   InodeTable inodes_;
   std::atomic<bool> writeback_{false};
+  std::atomic<bool> kills_privs_{false};
   std::atomic<Durability> durability_;
   std::atomic<DirSync> dirsync_;
   const uid_t owner_;

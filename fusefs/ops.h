@@ -28,6 +28,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept;
 void op_statfs(fuse_req_t req, fuse_ino_t ino) noexcept;
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept;
+// Clears S_ISUID, and S_ISGID when group-executable, as the kernel does when a caller
+// without CAP_FSETID writes or truncates. `fd` is an open file, or an O_PATH fd when
+// `o_path`. Returns 0 or -errno.
+int clear_suidgid(int fd, bool o_path) noexcept;
 
 // ops_dir.cc
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fusefs/creds.h"
+#include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
 
@@ -27,7 +28,8 @@ int do_getattr(Inode& inode, fuse_file_info* fi, struct stat* st) noexcept {
 
 // Order: mode, owner, size, times (as chmod, chown, truncate, touch would run them). A
 // failure stops there, like the first failing syscall would.
-int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info* fi) noexcept {
+int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info* fi,
+               bool kill_suidgid) noexcept {
   // Every SETATTR comes from a notify_change, which on a local filesystem updates ctime even
   // when nothing else changes: chown(f, -1, -1) arrives with no attribute bit (under
   // writeback_cache with FUSE_SET_ATTR_CTIME only, a time the backing cannot be given). An
@@ -57,6 +59,10 @@ int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info
     int rc = ofd >= 0 ? ::ftruncate(ofd, attr.st_size) : ::truncate(proc.c_str(), attr.st_size);
     inode.data.changed();  // before the reply: a later fdatasync must not be elided
     if (rc != 0) return -errno;
+    if (kill_suidgid) {
+      rc = ofd >= 0 ? clear_suidgid(ofd, false) : clear_suidgid(inode.fd.get(), true);
+      if (rc < 0) return rc;
+    }
   }
   if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
     struct timespec tv[2];
@@ -82,6 +88,17 @@ int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info
 
 }  // namespace
 
+int clear_suidgid(int fd, bool o_path) noexcept {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return -errno;
+  mode_t kill = st.st_mode & S_ISUID;
+  if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  if (kill == 0) return 0;
+  const mode_t mode = st.st_mode & 07777 & ~kill;
+  int rc = o_path ? ::chmod(ProcPath(fd).c_str(), mode) : ::fchmod(fd, mode);
+  return rc == 0 ? 0 : -errno;
+}
+
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Filesystem& fs = fs_of(req);
   struct stat st;
@@ -98,7 +115,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   Filesystem& fs = fs_of(req);
   Inode& inode = fs.inode(ino);
   struct stat st;
-  int rc = do_setattr(inode, *attr, to_set, fi);
+  int rc = do_setattr(inode, *attr, to_set, fi, fs.kills_privs() && request_kills_suidgid());
   if (rc == 0) rc = do_getattr(inode, fi, &st);
   if (rc < 0) {
     reply_err(req, -rc);

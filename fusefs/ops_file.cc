@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fusefs/creds.h"
+#include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
 
@@ -220,6 +221,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* bufv, off_t off,
   Filesystem& fs = fs_of(req);
   FileHandle& h = file_of(fi);
   int rc = -fs.inject(FaultOp::kWrite, *h.inode);
+  if (rc == 0 && fs.kills_privs() && request_kills_suidgid()) rc = clear_suidgid(h.fd(), false);
   if (rc == 0) rc = do_write(req, fs, h, bufv, off);
   if (rc < 0) reply_write_result(req, rc);
 }

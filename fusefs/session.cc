@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/log.h"
+#include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
 
@@ -99,6 +100,10 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     log->error("cannot mount {} on {}", config.backing, config.mountpoint);
     fuse_remove_signal_handlers(se.get());
     return 1;
+  }
+  if (int rc = use_device_io(se.get()); rc != 0) {
+    log->warn("cannot install the /dev/fuse hooks ({}): the kernel clears suid/sgid itself",
+              std::strerror(-rc));
   }
   // After the mount: the command forks before serve(), so engine threads start here, in
   // the process that stays.

@@ -61,6 +61,7 @@ struct Report {
         dirsync(fs.dirsync_setting()),
         dirsync_on(fs.dirsync()),
         writeback(fs.writeback()),
+        kills_privs(fs.kills_privs()),
         engine(fs.engine().stats()),
         nvme(fs.nvme_status()),
         fuse(fs.fuse_stats().snapshot()),
@@ -70,6 +71,7 @@ struct Report {
   DirSync dirsync;
   bool dirsync_on;
   bool writeback;
+  bool kills_privs;
   engine::StatsSnapshot engine;
   std::vector<engine::NvmeStatus> nvme;
   FuseStatsSnapshot fuse;
@@ -95,9 +97,9 @@ std::string stats_text(Filesystem& fs) {
   const Report r(fs);
   std::string out;
   append_line(out, "fsysfs on {} (backing {})", r.config.mountpoint, r.config.backing);
-  append_line(out, "durability {}, dirsync {} ({}), writeback cache {}",
+  append_line(out, "durability {}, dirsync {} ({}), writeback cache {}, suid/sgid cleared by {}",
               durability_name(r.durability), r.dirsync_on ? "on" : "off", dirsync_name(r.dirsync),
-              r.writeback ? "on" : "off");
+              r.writeback ? "on" : "off", r.kills_privs ? "daemon" : "kernel");
   append_line(out, "engine {}: {}", r.engine.backend, r.engine.backend_notes);
   append_line(out, "fixed files {}/{}, buffers {}/{}", r.engine.fixed_files_used,
               r.engine.fixed_files_total, r.engine.buffers_used, r.engine.buffers_total);
@@ -161,7 +163,8 @@ std::string stats_json(Filesystem& fs) {
                    json_string(r.config.backing));
   o += fmt::format("\"durability\":\"{}\",\"dirsync\":\"{}\",\"dirsync_active\":{},",
                    durability_name(r.durability), dirsync_name(r.dirsync), r.dirsync_on);
-  o += fmt::format("\"writeback_cache\":{},", r.writeback);
+  o += fmt::format("\"writeback_cache\":{},\"suid_cleared_by\":\"{}\",", r.writeback,
+                   r.kills_privs ? "daemon" : "kernel");
   o += fmt::format("\"engine\":{{\"backend\":{},\"notes\":{},", json_string(r.engine.backend),
                    json_string(r.engine.backend_notes));
   o += fmt::format("\"fixed_files\":{{\"used\":{},\"total\":{}}},", r.engine.fixed_files_used,

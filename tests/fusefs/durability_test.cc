@@ -21,36 +21,12 @@
 
 #include "tests/fusefs/mount_fixture.h"
 #include "tests/fusefs/parity.h"
+#include "tests/fusefs/stats_json.h"
 
 namespace fsysfs::test {
 namespace {
 
 constexpr uid_t kNobody = 65534;
-
-// Finds the number at `keys` (each searched after the previous) in the stats JSON. The
-// keys of one object never repeat, and objects are written in a fixed order, so a forward
-// search reaches the right value.
-uint64_t json_number(const std::string& json, std::initializer_list<std::string_view> keys) {
-  size_t pos = 0;
-  for (auto key : keys) {
-    std::string quoted = "\"" + std::string(key) + "\":";
-    pos = json.find(quoted, pos);
-    if (pos == std::string::npos) {
-      ADD_FAILURE() << "no key " << key << " in " << json;
-      return ~0ull;
-    }
-    pos += quoted.size();
-  }
-  return std::stoull(json.substr(pos));
-}
-
-std::string json_word(const std::string& json, std::string_view key) {
-  std::string quoted = "\"" + std::string(key) + "\":\"";
-  size_t pos = json.find(quoted);
-  if (pos == std::string::npos) return "?";
-  pos += quoted.size();
-  return json.substr(pos, json.find('"', pos) - pos);
-}
 
 void write_at(int fd, const std::string& data, off_t off) {
   ASSERT_EQ(::pwrite(fd, data.data(), data.size(), off), static_cast<ssize_t>(data.size()))
@@ -61,12 +37,7 @@ class DurabilityTest : public MountFixture {
  protected:
   std::string control() const { return mnt_ + "/.fsysfs"; }
 
-  std::string stats() {
-    std::vector<char> buf(1 << 16);
-    ssize_t n = ::getxattr(control().c_str(), "user.fsysfs.stats.json", buf.data(), buf.size());
-    EXPECT_GT(n, 0) << std::strerror(errno);
-    return n > 0 ? std::string(buf.data(), static_cast<size_t>(n)) : std::string();
-  }
+  std::string stats() { return read_stats_json(mnt_); }
   uint64_t engine_count(std::string_view kind) {
     return json_number(stats(), {"engine", "ops", kind, "count"});
   }

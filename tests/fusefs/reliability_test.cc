@@ -34,6 +34,7 @@
 
 #include "tests/fusefs/mount_fixture.h"
 #include "tests/fusefs/parity.h"
+#include "tests/fusefs/stats_json.h"
 
 namespace fsysfs::test {
 namespace {
@@ -163,42 +164,14 @@ std::vector<std::string> fsysfs_mounts_of(const std::string& backing) {
   return found;
 }
 
-// ---- stats ---------------------------------------------------------------------------
-
-// The number after `keys` (each searched after the previous) in the stats JSON, whose
-// objects have fixed key order and no repeated keys.
-uint64_t json_number(const std::string& json, std::initializer_list<std::string_view> keys) {
-  size_t pos = 0;
-  for (auto key : keys) {
-    std::string quoted = "\"" + std::string(key) + "\":";
-    pos = json.find(quoted, pos);
-    if (pos == std::string::npos) return 0;  // absent counters (errors by errno) are zero
-    pos += quoted.size();
-  }
-  return std::stoull(json.substr(pos));
-}
-
-std::string json_string(const std::string& json, std::string_view key) {
-  std::string quoted = "\"" + std::string(key) + "\":\"";
-  size_t pos = json.find(quoted);
-  if (pos == std::string::npos) return "?";
-  pos += quoted.size();
-  return json.substr(pos, json.find('"', pos) - pos);
-}
-
 class ReliabilityTest : public MountFixture {
  protected:
   std::string control() const { return mnt_ + "/.fsysfs"; }
 
-  std::string stats() {
-    std::vector<char> buf(1 << 16);
-    ssize_t n = ::getxattr(control().c_str(), "user.fsysfs.stats.json", buf.data(), buf.size());
-    EXPECT_GT(n, 0) << std::strerror(errno);
-    return n > 0 ? std::string(buf.data(), static_cast<size_t>(n)) : std::string();
-  }
-  uint64_t fuse_count(std::string_view key) { return json_number(stats(), {"fuse", key}); }
+  std::string stats() { return read_stats_json(mnt_); }
+  uint64_t fuse_count(std::string_view key) { return json_count(stats(), {"fuse", key}); }
   uint64_t error_replies(std::string_view name) {
-    return json_number(stats(), {"fuse", "errors", name});
+    return json_count(stats(), {"fuse", "errors", name});
   }
 
   int set(const char* attr, std::string_view value) {
@@ -654,10 +627,10 @@ TEST_F(ReliabilityTest, InjectedEioReachesTheApp_WhileEverythingElseIsServed) {
   const std::string s = stats();
   // A failed buffered read is retried once by the kernel (readahead, then a read of the
   // single page), so the read fault may fire twice; every EIO the daemon sent was injected.
-  const uint64_t injected = json_number(s, {"fuse", "faults_injected"});
+  const uint64_t injected = json_count(s, {"fuse", "faults_injected"});
   EXPECT_GE(injected, expected_faults);
   EXPECT_LE(injected, expected_faults + 1);
-  EXPECT_EQ(json_number(s, {"fuse", "errors", "EIO"}), injected);
+  EXPECT_EQ(json_count(s, {"fuse", "errors", "EIO"}), injected);
   // After every fault, the faulty files still work.
   write_file(m + "faulty/w", "fine");
   EXPECT_EQ(read_file(b + "faulty/w"), "fine");
@@ -892,17 +865,17 @@ TEST_P(NoUring, EngineFallsBack_MountWorks_StatsSayWhy) {
   // What `fsysfs stats --json` shows (the command itself, not under the filter).
   std::string json;
   ASSERT_EQ(run_command({real_binary_, "stats", mnt_, "--json"}, &json), 0) << json;
-  EXPECT_EQ(json_string(json, "backend"), "sync");
-  const std::string notes = json_string(json, "notes");
+  EXPECT_EQ(json_word(json, "backend"), "sync");
+  const std::string notes = json_word(json, "notes");
   EXPECT_NE(notes.find("io_uring unavailable"), std::string::npos) << notes;
   EXPECT_NE(notes.find(std::strerror(denied)), std::string::npos) << notes;
   RecordProperty("notes", notes);
-  EXPECT_GE(json_number(json, {"engine", "ops", "write", "count"}), 1u);
-  EXPECT_EQ(json_number(json, {"engine", "ops", "write", "errors"}), 0u);
-  EXPECT_EQ(json_number(json, {"engine", "ops", "fdatasync", "count"}), 1u);
-  EXPECT_EQ(json_number(json, {"engine", "ops", "fsync", "count"}), 1u);
-  EXPECT_GE(json_number(json, {"engine", "ops", "write+fdatasync", "count"}), 1u);
-  EXPECT_EQ(json_number(json, {"engine", "ops", "write+fdatasync", "errors"}), 0u);
+  EXPECT_GE(json_count(json, {"engine", "ops", "write", "count"}), 1u);
+  EXPECT_EQ(json_count(json, {"engine", "ops", "write", "errors"}), 0u);
+  EXPECT_EQ(json_count(json, {"engine", "ops", "fdatasync", "count"}), 1u);
+  EXPECT_EQ(json_count(json, {"engine", "ops", "fsync", "count"}), 1u);
+  EXPECT_GE(json_count(json, {"engine", "ops", "write+fdatasync", "count"}), 1u);
+  EXPECT_EQ(json_count(json, {"engine", "ops", "write+fdatasync", "errors"}), 0u);
 
   // The log says it too.
   EXPECT_NE(read_file(log_).find("falling back to the syscall backend"), std::string::npos);

@@ -1,0 +1,26 @@
+// Our own read and writev on /dev/fuse (libfuse's custom I/O hooks). They carry two parts
+// of the kernel protocol that libfuse 3.14 does not pass on:
+//
+// - FUSE_HANDLE_KILLPRIV_V2. Without it the kernel asks for `security.capability` (a
+//   GETXATTR round trip) before every write, to learn whether it must clear privileges.
+//   With it the kernel stops asking (SB_NOSEC) and leaves the clearing of suid/sgid to the
+//   daemon; the backing fs drops `security.capability` on our writes by itself.
+// - The request flags that say the caller lacks CAP_FSETID, which libfuse drops:
+//   FUSE_WRITE_KILL_SUIDGID on WRITE and FATTR_KILL_SUIDGID on SETATTR.
+//
+// A libfuse worker thread reads a request and then serves it before reading the next one,
+// so what the read hook saw is kept per thread for the handler of that request.
+#pragma once
+
+struct fuse_session;
+
+namespace fsysfs::fusefs {
+
+// Whether the request this thread is serving asks the daemon to clear suid/sgid.
+bool request_kills_suidgid() noexcept;
+
+// Installs the hooks on a mounted session whose userdata is the Filesystem. Returns 0, or
+// -errno when libfuse refuses them (the kernel then clears privileges itself).
+int use_device_io(fuse_session* se) noexcept;
+
+}  // namespace fsysfs::fusefs
