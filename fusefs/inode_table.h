@@ -24,6 +24,7 @@
 #include "engine/unique_fd.h"
 #include "fusefs/data_state.h"
 #include "fusefs/error_seq.h"
+#include "fusefs/page_cache.h"
 
 namespace fsysfs::fusefs {
 
@@ -41,6 +42,7 @@ struct Inode {
   std::atomic<uint64_t> nlookup{0};
   ErrorSeq sync_errors;
   DataState data;
+  PageCacheStamp page_cache;
   // A directory's own handle for dirsync, opened at its first use.
   std::mutex dir_sync_mu;
   std::unique_ptr<engine::File> dir_sync_file;  // guarded by dir_sync_mu

@@ -133,6 +133,13 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
   });
 }
 
+// Whether the kernel may keep the inode's cached pages for this new open (page_cache.h).
+bool keep_page_cache(Filesystem& fs, FileHandle& h) noexcept {
+  struct stat st;
+  if (!fs.config().keep_cache || ::fstat(h.fd(), &st) != 0) return false;
+  return h.inode->page_cache.keep_at_open(st);
+}
+
 }  // namespace
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
@@ -151,6 +158,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     rc = -ENOMEM;
   } else {
     fi->fh = reinterpret_cast<uint64_t>(h);
+    fi->keep_cache = keep_page_cache(fs, *h) ? 1 : 0;
   }
   if (rc < 0) {
     reply_err(req, -rc);
@@ -189,6 +197,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       rc = -ENOMEM;
     } else {
       fi->fh = reinterpret_cast<uint64_t>(h);
+      fi->keep_cache = keep_page_cache(fs, *h) ? 1 : 0;
     }
   }
   if (rc < 0) {
@@ -266,7 +275,15 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  fs_of(req).release_file(&file_of(fi));
+  Filesystem& fs = fs_of(req);
+  FileHandle& h = file_of(fi);
+  // Every write through this handle has been answered: the kernel's cache has them.
+  struct stat st;
+  if (fs.config().keep_cache && h.wrote.load(std::memory_order_relaxed) &&
+      ::fstat(h.fd(), &st) == 0) {
+    h.inode->page_cache.written(st);
+  }
+  fs.release_file(&h);
   reply_err(req, 0);
 }
 

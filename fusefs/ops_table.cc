@@ -30,6 +30,9 @@ void op_init(void* userdata, fuse_conn_info* conn) noexcept {
   // clears suid/sgid when a non-owner truncates, as truncate(2) does.
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   want_if_capable(conn, FUSE_CAP_READDIRPLUS);
+  // Cached pages of a file whose size or mtime changed underneath are dropped when the
+  // kernel refreshes its attributes (page_cache.h).
+  want_if_capable(conn, FUSE_CAP_AUTO_INVAL_DATA);
   want_if_capable(conn, FUSE_CAP_FLOCK_LOCKS);
   // Reads splice from the backing fd into /dev/fuse.
   want_if_capable(conn, FUSE_CAP_SPLICE_WRITE);

@@ -197,6 +197,12 @@ std::vector<OptionSpec> build_table() {
       }));
   fs(flag("no_writeback_cache", "turn writeback_cache off, even with durability=none",
           [](Settings& s) { s.writeback_cache = false; }, {}));
+  fs(word_option<bool>(
+      "keep_cache", "auto|off",
+      "keep a file's cached pages when it is opened again unchanged (size and mtime); off for "
+      "a BACKING that others change",
+      [](Settings& s) -> bool& { return s.config.keep_cache; },
+      std::array{Word<bool>{"auto", true}, Word<bool>{"off", false}}));
   fs(seconds_option("attr_timeout", "how long the kernel may cache file attributes",
                     [](Settings& s) -> double& { return s.config.attr_timeout; }));
   fs(seconds_option("entry_timeout", "how long the kernel may cache name lookups",

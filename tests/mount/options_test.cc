@@ -83,6 +83,8 @@ const std::vector<GoodCase>& good_cases() {
       {"ring_sync_threads=8",
        [](const Settings& s) { return s.config.engine.ring_sync_threads == 8; }},
       {"nvme_flush=off", [](const Settings& s) { return !s.config.engine.nvme_flush; }},
+      {"keep_cache=off", [](const Settings& s) { return !s.config.keep_cache; }},
+      {"keep_cache=off,keep_cache=auto", [](const Settings& s) { return s.config.keep_cache; }},
       {"nvme_flush=off,nvme_flush=auto",
        [](const Settings& s) { return s.config.engine.nvme_flush; }},
       {"log_level=trace", [](const Settings& s) { return s.log_level == spdlog::level::trace; }},
@@ -126,6 +128,7 @@ TEST(MountOptions, Defaults_MatchConfigAndEngineDefaults) {
   EXPECT_FALSE(s.config.engine.sqpoll);
   EXPECT_EQ(s.config.engine.fixed_files, config.engine.fixed_files);
   EXPECT_TRUE(s.config.engine.nvme_flush);
+  EXPECT_TRUE(s.config.keep_cache);
   EXPECT_EQ(s.log_level, spdlog::level::info);
   EXPECT_EQ(s.log_file, "");
 }
@@ -174,45 +177,21 @@ TEST(MountOptions, BadValue_NamesOptionAndValue) {
 }
 
 TEST(MountOptions, BadValues_AreRejectedForEveryValuedOption) {
-  for (std::string_view bad : {"threads=0",
-                               "threads=-1",
-                               "threads=1025",
-                               "threads=4x",
-                               "threads= 4",
-                               "threads=",
-                               "threads=+4",
-                               "queue_depth=-1",
-                               "queue_depth=99999999999999999999999",
-                               "queue_depth=1.5",
-                               "queue_depth=0x10",
-                               "attr_timeout=-1",
-                               "attr_timeout=nan",
-                               "attr_timeout=inf",
-                               "attr_timeout=1e999",
-                               "attr_timeout=",
-                               "attr_timeout=1s",
-                               "entry_timeout=-0.5",
-                               "entry_timeout=x",
-                               "engine=",
-                               "engine=URING",
-                               "sqpoll=abc",
-                               "sqpoll=-1",
-                               "sqpoll=",
-                               "fixed_files=-1",
-                               "fixed_files=65537",
-                               "fixed_files=many",
-                               "buffers=4097",
-                               "buffers=x",
-                               "sync_threads=0",
-                               "nvme_flush=on",
-                               "nvme_flush=",
-                               "log_level=",
-                               "log_level=INFO",
-                               "log_level=critical2",
-                               "log_file=",
-                               "durability=",
-                               "durability=sync",
-                               "durability=STRICT"}) {
+  for (std::string_view bad :
+       {"threads=0",        "threads=-1",        "threads=1025",
+        "threads=4x",       "threads= 4",        "threads=",
+        "threads=+4",       "queue_depth=-1",    "queue_depth=99999999999999999999999",
+        "queue_depth=1.5",  "queue_depth=0x10",  "attr_timeout=-1",
+        "attr_timeout=nan", "attr_timeout=inf",  "attr_timeout=1e999",
+        "attr_timeout=",    "attr_timeout=1s",   "entry_timeout=-0.5",
+        "entry_timeout=x",  "engine=",           "engine=URING",
+        "sqpoll=abc",       "sqpoll=-1",         "sqpoll=",
+        "fixed_files=-1",   "fixed_files=65537", "fixed_files=many",
+        "buffers=4097",     "buffers=x",         "sync_threads=0",
+        "nvme_flush=on",    "keep_cache=on",     "nvme_flush=",
+        "log_level=",       "log_level=INFO",    "log_level=critical2",
+        "log_file=",        "durability=",       "durability=sync",
+        "durability=STRICT"}) {
     SCOPED_TRACE(std::string(bad));
     std::string value(bad.substr(bad.find('=') + 1));
     std::string key(bad.substr(0, bad.find('=')));
