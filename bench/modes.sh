@@ -46,11 +46,8 @@ usage: bench/modes.sh [options]
 EOF
 }
 
-die() {
-  echo "modes.sh: $*" >&2
-  exit 1
-}
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 rounds_given=0
 out_given=0
@@ -96,7 +93,6 @@ done
 
 # ---------------------------------------------------------------- preflight
 [[ $(id -u) == 0 ]] || die "must run as root (allow_other)"
-need() { command -v "$1" >/dev/null || die "$1 not found: $2"; }
 need fio "apt-get install fio"
 need jq "apt-get install jq"
 need sqlite3 "apt-get install sqlite3"
@@ -119,15 +115,7 @@ fsysfs_bin=$build_dir/fsysfs
 [[ -x $fsysfs_bin ]] || fsysfs_bin=$build_dir/mount/fsysfs
 [[ -x $fsysfs_bin ]] || die "fsysfs binary not found in $build_dir"
 
-# The per-operation timer is one file with no build-system target of its own.
-ops_src=$REPO/bench/modes/modes_ops.cc
-ops_bin=$build_dir/modes/modes_ops
-if [[ ! -x $ops_bin || $ops_src -nt $ops_bin || $REPO/engine/sys.cc -nt $ops_bin ]]; then
-  log "compiling $ops_bin"
-  mkdir -p "$build_dir/modes"
-  g++ -std=c++20 -O2 -Wall -Wextra -I"$REPO" -o "$ops_bin" "$ops_src" "$REPO/engine/sys.cc" ||
-    die "could not compile $ops_src"
-fi
+ops_bin=$(build_modes_ops "$REPO" "$build_dir")
 
 # ---------------------------------------------------------------- mounts and cleanup
 work=$(mktemp -d "$base_dir/fsysfs-modes.XXXXXX")
@@ -135,26 +123,6 @@ work=$(mktemp -d "$base_dir/fsysfs-modes.XXXXXX")
 cd "$work"
 declare -A PID=() MNT=() DIR=() CMD=()
 current_pid=""
-
-mounted() { grep -qF " $1 " /proc/self/mounts; }
-
-unmount_target() {
-  local t=$1 m=${MNT[$1]-} p=${PID[$1]-}
-  [[ -n $m ]] || return 0
-  if mounted "$m" && ! fusermount3 -u "$m" 2>/dev/null; then
-    # Busy (a killed fio or sqlite3 still closing files) or a hung daemon: stop our daemon,
-    # then detach lazily so that no mount outlives the script.
-    if [[ -n $p ]]; then kill -TERM "$p" 2>/dev/null || true; fi
-    for _ in $(seq 50); do mounted "$m" || break; sleep 0.1; done
-    mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" || true; }
-  fi
-  if [[ -n $p ]]; then
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null || true
-  fi
-  unset "MNT[$t]" "PID[$t]"
-}
 
 cleanup() {
   local rc=$?
@@ -205,17 +173,6 @@ cell_timeout=$((seconds * 10 + sqlite_max_s + 60))
 # fio applies --directory only to a --filename that follows it: keep that order.
 fio_common=(--ioengine=psync --direct=0 --invalidate=0 --output-format=json
   --size="${file_mb}M" --bs=4k --runtime="$seconds" --time_based)
-
-# Runs a command in the background and waits, so that cleanup can stop it; its stderr goes
-# to $json.err.
-run_bg() {
-  timeout "$cell_timeout" "$@" 2>"$json.err" &
-  current_pid=$!
-  local rc=0
-  wait "$current_pid" || rc=$?
-  current_pid=""
-  return "$rc"
-}
 
 # Writes "ops_s p99_us p99b_us" for the cell to $value_file, or fails. p99b is the
 # fdatasync's p99 in the fsync workload (fio times the write and the fdatasync separately)
@@ -451,40 +408,10 @@ AWK
     "$prog" "$results"
 }
 
-# Clustered bars, one cluster per workload, one bar per target, log scale (the ratios span
-# three orders of magnitude); the 1.0 line is the backing directory, the dashed one 0.9.
 draw_chart() {
-  local png=$1 ncols ymax
-  ncols=$(head -n 1 "$chart_data" | awk -F'\t' '{print NF}')
-  # Room above the tallest bar for its label, on the log scale.
-  ymax=$(awk -F'\t' 'NR > 1 { for (i = 2; i <= NF; i++) if ($i != "-" && $i > m) m = $i }
-    END { m = m * 4; print (m < 3 ? 3 : m) }' "$chart_data")
-  gnuplot <<EOF
-set terminal pngcairo size 1400,700 font "DejaVu Sans,12"
-set output "$png"
-set datafile separator "\t"
-set datafile missing "-"
-set key autotitle columnheader
-set title "fsysfs durability modes: ops/s relative to the backing directory\n(median of $rounds round(s); log scale; solid line: backing = 1, dashed: 0.9)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set logscale y
-set yrange [0.001:$ymax]
-set ytics ("0.001" 0.001, "0.003" 0.003, "0.01" 0.01, "0.03" 0.03, "0.1" 0.1, "0.3" 0.3, "1" 1, "3" 3, "10" 10, "30" 30, "100" 100, "300" 300)
-set grid ytics lc rgb "#dddddd"
-set ylabel "ops/s ÷ backing directory ops/s"
-set key outside right top vertical
-set xtics nomirror
-set arrow from graph 0, first 1 to graph 1, first 1 nohead lc rgb "black" lw 2 front
-set arrow from graph 0, first 0.9 to graph 1, first 0.9 nohead lc rgb "#666666" dt 2 front
-fmt(v) = v >= 10 ? sprintf("%.0f", v) : (v >= 0.01 ? sprintf("%.2f", v) : sprintf("%.3f", v))
-bw = 1.0 / $ncols
-plot for [c=2:$ncols] "$chart_data" using c:xtic(1), \\
-     for [c=2:$ncols] "$chart_data" using (\$0 - 0.5 + bw * (c - 1)):(column(c)):(fmt(column(c))) \\
-       with labels rotate by 90 left offset 0,0.3 font ",9" notitle
-EOF
+  draw_ratio_chart "$1" "$chart_data" \
+    "fsysfs durability modes: ops/s relative to the backing directory\\n(median of $rounds round(s); log scale; solid line: backing = 1, dashed: 0.9)" \
+    "ops/s ÷ backing directory ops/s" 0.9
 }
 
 report() {

@@ -3,7 +3,9 @@
 # passthrough_ll, mergerfs and bindfs, each over its own fresh backing directory on the same
 # file system, measured in one run with fio and metadata_bench. Rounds are interleaved (every
 # target x every workload, then the next round) and the report gives medians and the median
-# per-round ratio to the backing directory. See bench/README.md.
+# per-round ratio to the backing directory, and draw those ratios as a PNG chart. Besides fio
+# and the metadata rows, two real programs: SQLite (one transaction per insert) and tar
+# (extract a tarball of /usr/include, then delete the tree). See bench/README.md.
 #
 # Usage: bench/peers.sh [--quick] [--rounds N] [--seconds S] [--targets LIST] [--dir DIR]
 #                       [--build DIR] [--no-build] [--out FILE] [--note TEXT]
@@ -16,7 +18,7 @@ ORIG_ARGS=("$@")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 ALL_TARGETS="backing fsysfs fsysfs-wb passthrough_ll mergerfs bindfs"
-ALL_WORKLOADS="rw1 rw4 dsync seqw seqr rrwarm rrcold meta"
+ALL_WORKLOADS="rw1 rw4 dsync seqw seqr rrwarm rrcold meta sqlite tar"
 
 rounds=3
 seconds=5
@@ -40,16 +42,14 @@ usage: bench/peers.sh [options]
                    [/var/tmp]
   --build DIR      CMake build directory for fsysfs and metadata_bench [$REPO/build]
   --no-build       use the binaries already in the build directory
-  --out FILE       results file [bench/results/peers-<date>.md; none with --quick]
+  --out FILE.md    results file; the chart goes next to it as FILE.png
+                   [bench/results/peers-<date>.md; none with --quick]
   --note TEXT      a line for the report's header (e.g. which commit the binaries are from)
 EOF
 }
 
-die() {
-  echo "peers.sh: $*" >&2
-  exit 1
-}
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 rounds_given=0
 out_given=0
@@ -62,7 +62,7 @@ while (($#)); do
     --dir) base_dir=${2:?}; shift ;;
     --build) build_dir=$(realpath -m "${2:?}"); shift ;;
     --no-build) do_build=0 ;;
-    --out) out=${2:?}; out_given=1; shift ;;
+    --out) out=$(realpath -m "${2:?}"); out_given=1; shift ;;
     --note) note=${2:?}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -76,12 +76,14 @@ if ((quick)); then
   read_size_mb=512   # seqr reads it whole; rrcold reads 4 KiB at random over all of it
   seqw_size_mb=256
   meta_files=2000
+  tar_src=/usr/include/linux  # ~800 entries, 7 MiB
 else
   read_size_mb=2048
   seqw_size_mb=2048
   # Below the 20000-descriptor hard limit of the machine the results come from: one
   # O_PATH fd per live inode would run fsysfs and passthrough_ll out of descriptors.
   meta_files=10000
+  tar_src=/usr/include        # ~9000 entries, 130 MiB on Debian 12 with the build tools
 fi
 warm_size_mb=256     # rrwarm's region, read once through the target first
 rw_size_mb=64        # per job of rw1/rw4, and the dsync file
@@ -96,9 +98,13 @@ done
 
 # ---------------------------------------------------------------- preflight
 [[ $(id -u) == 0 ]] || die "must run as root (drop_caches, allow_other)"
-need() { command -v "$1" >/dev/null || die "$1 not found: $2"; }
 need fio "apt-get install fio"
 need jq "apt-get install jq"
+need sqlite3 "apt-get install sqlite3"
+need stdbuf "apt-get install coreutils"
+need tar "apt-get install tar"
+need gnuplot "apt-get install gnuplot-nox"
+need g++ "apt-get install g++"
 need fusermount3 "apt-get install fuse3"
 need mountpoint "apt-get install util-linux"
 for t in "${T[@]}"; do
@@ -111,6 +117,7 @@ for t in "${T[@]}"; do
     bindfs) need bindfs "apt-get install bindfs" ;;
   esac
 done
+[[ -d $tar_src ]] || die "$tar_src (the tar workload's source tree) is missing"
 [[ -d $base_dir ]] || die "--dir $base_dir is not a directory"
 fs_type=$(findmnt -n -o FSTYPE -T "$base_dir" 2>/dev/null || stat -f -c %T "$base_dir")
 [[ $fs_type != tmpfs ]] || die "--dir $base_dir is on tmpfs, where fsync costs nothing"
@@ -129,6 +136,7 @@ meta_bin=$build_dir/bench/metadata_bench
 if [[ " ${T[*]} " == *" fsysfs"* ]]; then
   [[ -x $fsysfs_bin ]] || die "fsysfs binary not found in $build_dir"
 fi
+ops_bin=$(build_modes_ops "$REPO" "$build_dir")
 pt_bin=$build_dir/peers/passthrough_ll
 if [[ " ${T[*]} " == *" passthrough_ll "* ]] &&
   [[ ! -x $pt_bin || $PT_SOURCE -nt $pt_bin ]]; then
@@ -143,26 +151,6 @@ fi
 work=$(mktemp -d "$base_dir/fsysfs-peers.XXXXXX")
 declare -A PID=() MNT=() DIR=() CMD=()
 current_pid=""
-
-mounted() { grep -qF " $1 " /proc/self/mounts; }
-
-unmount_target() {
-  local t=$1 m=${MNT[$1]-} p=${PID[$1]-}
-  [[ -n $m ]] || return 0
-  if mounted "$m" && ! fusermount3 -u "$m" 2>/dev/null; then
-    # Busy (a killed fio still closing files) or a hung daemon: stop our daemon, then
-    # detach lazily so that no mount outlives the script.
-    if [[ -n $p ]]; then kill -TERM "$p" 2>/dev/null || true; fi
-    for _ in $(seq 50); do mounted "$m" || break; sleep 0.1; done
-    mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" || true; }
-  fi
-  if [[ -n $p ]]; then
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null || true
-  fi
-  unset "MNT[$t]" "PID[$t]"
-}
 
 cleanup() {
   local rc=$?
@@ -242,19 +230,9 @@ drop_caches() {
   echo 3 >/proc/sys/vm/drop_caches
 }
 
-# Runs a command in the background and waits, so that cleanup can stop it; its stderr goes
-# to $json.err.
-run_bg() {
-  timeout "$cell_timeout" "$@" 2>"$json.err" &
-  current_pid=$!
-  local rc=0
-  wait "$current_pid" || rc=$?
-  current_pid=""
-  return "$rc"
-}
-
-# Writes the workload's value (ops/s or MB/s; three for meta) to $value_file, or fails. Runs
-# in the main shell (not in a command substitution) so that a signal stops the cell at once.
+# Writes the workload's value (ops/s, MB/s or entries/s; three for meta, two for tar) to
+# $value_file, or fails. Runs in the main shell (not in a command substitution) so that a
+# signal stops the cell at once.
 value_file=$work/value
 run_workload() {
   local w=$1 d=$2 json=$3 round=$4
@@ -311,6 +289,43 @@ run_workload() {
       fi
       rmdir "$md"
       jq -e -r '"\(.create_ops_s) \(.stat_ops_s) \(.unlink_ops_s)"' "$json" >"$value_file" ;;
+    sqlite)
+      # One transaction per insert, in the sqlite3 shell's defaults (rollback journal,
+      # synchronous=FULL), for the cell's time, on a fresh database.
+      local sd=$d/sqlite.$round
+      rm -rf "$sd"
+      mkdir "$sd"
+      sync
+      if ! run_bg "$ops_bin" sqlite --tx 100000000 --rows 1 --max-seconds "$seconds" "$sd" \
+        >"$json"; then
+        rm -rf "$sd"
+        return 1
+      fi
+      rm -rf "$sd"
+      jq -e '.ops_s' "$json" >"$value_file" ;;
+    tar)
+      # Extract the tarball (made once, outside every target, and in the page cache), sync
+      # (untimed), delete the tree with rm -rf. A fixed amount of work, so a slow target
+      # gets a longer limit than the time-based cells.
+      local td=$d/tar.$round cell_timeout=$((cell_timeout * 5)) t0 t1 t2 t3
+      rm -rf "$td"
+      mkdir "$td"
+      sync
+      t0=$EPOCHREALTIME
+      if ! run_bg tar -C "$td" -xf "$tarball"; then
+        rm -rf "$td"
+        return 1
+      fi
+      t1=$EPOCHREALTIME
+      sync
+      t2=$EPOCHREALTIME
+      run_bg rm -rf "$td" || return 1
+      t3=$EPOCHREALTIME
+      [[ ! -e $td ]] || return 1
+      awk -v n="$tar_entries" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" 'BEGIN {
+        printf "{\"entries\":%d,\"extract_s\":%.3f,\"delete_s\":%.3f}\n", n, t1 - t0, t3 - t2
+      }' >"$json"
+      jq -e -r '"\(.entries / .extract_s) \(.entries / .delete_s)"' "$json" >"$value_file" ;;
   esac
 }
 
@@ -340,6 +355,14 @@ for t in "${T[@]}"; do
   layout "$work/$t/backing"
 done
 sync
+# The tar workload's input, made once per run outside every target and read once so that
+# every extraction reads it from the page cache.
+tarball=$work/src.tar
+log "making $tarball from $tar_src"
+tar -C "$(dirname "$tar_src")" -cf "$tarball" "$(basename "$tar_src")" ||
+  die "could not make $tarball"
+tar_entries=$(tar -tf "$tarball" | wc -l)
+tar_mib=$(du -m --apparent-size "$tarball" | cut -f1)
 for t in "${T[@]}"; do mount_target "$t"; done
 declare -A RSS_IDLE=()
 for t in "${!PID[@]}"; do RSS_IDLE[$t]=$(rss "${PID[$t]}"); done
@@ -360,6 +383,10 @@ for ((r = 1; r <= rounds; r++)); do
           read -r c s u <<<"$v"
           printf '%s\tcreate\t%s\t%s\n%s\tstat\t%s\t%s\n%s\tunlink\t%s\t%s\n' \
             "$r" "$t" "$c" "$r" "$t" "$s" "$r" "$t" "$u" >>"$results"
+        elif [[ $w == tar ]]; then
+          read -r x e <<<"$v"
+          printf '%s\tuntar\t%s\t%s\n%s\trmtree\t%s\t%s\n' "$r" "$t" "$x" "$r" "$t" "$e" \
+            >>"$results"
         else
           printf '%s\t%s\t%s\t%s\n' "$r" "$w" "$t" "$v" >>"$results"
         fi
@@ -398,7 +425,9 @@ report() {
     "kernel $(uname -r), $fs_type on $dev ($base_dir); fio $(fio --version)"
   echo "- Load average before / after: $load_before / $load_after"
   echo "- $rounds interleaved rounds; time-based cells ${seconds} s; seqw writes ${seqw_size_mb} MiB," \
-    "seqr reads ${read_size_mb} MiB; metadata: $meta_files files of $meta_file_bytes bytes"
+    "seqr reads ${read_size_mb} MiB; metadata: $meta_files files of $meta_file_bytes bytes;" \
+    "SQLite: one insert per transaction for ${seconds} s; tar: $tar_src, $tar_entries entries," \
+    "$tar_mib MiB uncompressed"
   echo
   echo "Targets:"
   echo
@@ -419,9 +448,17 @@ function median(list,    a, n, i, j, x) {
   return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 function fmt(v) { return v == "" ? "—" : (v >= 100 ? sprintf("%.0f", v) : sprintf("%.1f", v)) }
+# Median over rounds of target t's value divided by the backing directory's, in the same round.
+function ratio(w, t,    rl, r) {
+  rl = ""
+  for (r = 1; r <= maxr; r++)
+    if (((r, w, t) in val) && ((r, w, "backing") in val) && val[r, w, "backing"] > 0)
+      rl = rl " " val[r, w, t] / val[r, w, "backing"]
+  return median(rl)
+}
 BEGIN {
   nt = split(targets, T, " ")
-  nw = split("rw1 rw4 dsync seqw seqr rrwarm rrcold create stat unlink", W, " ")
+  nw = split("rw1 rw4 dsync seqw seqr rrwarm rrcold create stat unlink sqlite untar rmtree", W, " ")
   label["rw1"] = "4 KiB random write + fdatasync, 1 job"
   label["rw4"] = "4 KiB random write + fdatasync, 4 jobs"
   label["dsync"] = "4 KiB writes to an O_DSYNC file"
@@ -432,7 +469,17 @@ BEGIN {
   label["create"] = "create (1 KiB file)"
   label["stat"] = "stat"
   label["unlink"] = "unlink"
+  label["sqlite"] = "SQLite insert, one transaction each"
+  label["untar"] = "tar: extract the tree"
+  label["rmtree"] = "tar: rm -rf the tree"
   unit["seqw"] = "MB/s"; unit["seqr"] = "MB/s"
+  unit["untar"] = "entries/s"; unit["rmtree"] = "entries/s"
+  short["rw1"] = "rand write+fdatasync"; short["rw4"] = "same, 4 jobs"
+  short["dsync"] = "O_DSYNC write"; short["seqw"] = "seq write+fsync"
+  short["seqr"] = "seq read, cold"; short["rrwarm"] = "rand read, warm"
+  short["rrcold"] = "rand read, cold"; short["create"] = "create"; short["stat"] = "stat"
+  short["unlink"] = "unlink"; short["sqlite"] = "SQLite insert"; short["untar"] = "tar x"
+  short["rmtree"] = "rm -rf"
 }
 { v[$2, $3] = v[$2, $3] " " $4; val[$1, $2, $3] = $4; if ($1 > maxr) maxr = $1 }
 END {
@@ -442,17 +489,11 @@ END {
   print ""; print head; print sep
   for (k = 1; k <= nw; k++) {
     w = W[k]; line = "| " label[w] " |"
-    for (i = 1; i <= nt; i++) {
-      rl = ""
-      for (r = 1; r <= maxr; r++)
-        if (((r, w, T[i]) in val) && ((r, w, "backing") in val) && val[r, w, "backing"] > 0)
-          rl = rl " " val[r, w, T[i]] / val[r, w, "backing"]
-      m = median(rl); line = line " " (m == "" ? "—" : sprintf("%.2f", m)) " |"
-    }
+    for (i = 1; i <= nt; i++) { m = ratio(w, T[i]); line = line " " (m == "" ? "—" : sprintf("%.2f", m)) " |" }
     print line
   }
   print ""
-  print "## Medians (ops/s; MB/s for the sequential rows)"
+  print "## Medians (ops/s unless the row says otherwise)"
   print ""; print head; print sep
   for (k = 1; k <= nw; k++) {
     w = W[k]; line = "| " label[w] (w in unit ? " (" unit[w] ")" : "") " |"
@@ -470,10 +511,23 @@ END {
       print line
     }
   }
+
+  # Chart data: the ratio table, one line per workload; "-" (no bar) where there is no value.
+  hdr = "workload"
+  for (i = 1; i <= nt; i++) if (T[i] != "backing") hdr = hdr "\t" T[i]
+  print hdr > chart
+  for (k = 1; k <= nw; k++) {
+    w = W[k]; line = "\"" short[w] "\""
+    for (i = 1; i <= nt; i++) {
+      if (T[i] == "backing") continue
+      m = ratio(w, T[i]); line = line "\t" (m == "" ? "-" : m)
+    }
+    print line > chart
+  }
 }
 AWK
   )
-  awk -F'\t' -v targets="${T[*]}" "$prog" "$results"
+  awk -F'\t' -v targets="${T[*]}" -v chart="$chart_data" "$prog" "$results"
   echo
   echo "## FUSE daemon memory (VmRSS / VmHWM, MiB)"
   echo
@@ -484,6 +538,13 @@ AWK
   done
 }
 
+chart_data=$work/chart.dat
+draw_chart() {
+  draw_ratio_chart "$1" "$chart_data" \
+    "fsysfs and FUSE peers relative to the backing directory used directly\\n(median of $rounds per-round ratios; log scale; line at 1: backing; above 1 is faster)" \
+    "target ÷ backing directory (ops/s, MB/s or entries/s)"
+}
+
 cmdline=""
 ((${#ORIG_ARGS[@]})) && cmdline=" $(printf '%q ' "${ORIG_ARGS[@]}")" && cmdline=${cmdline% }
 if ((!out_given && !quick)); then
@@ -491,9 +552,12 @@ if ((!out_given && !quick)); then
   out=$REPO/bench/results/peers-$(date -u +%F).md
 fi
 if [[ -n $out ]]; then
+  png=${out%.md}.png
   report | tee "$out"
-  log "report written to $out"
+  draw_chart "$png" || die "gnuplot failed: no chart"
+  log "report written to $out, chart to $png"
 else
   report
+  draw_chart "$work/chart.png" || die "gnuplot failed"
 fi
 log "done in ${elapsed}s"
