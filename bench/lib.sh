@@ -36,6 +36,7 @@ unmount_target() {
 # Runs a command in the background under `timeout $cell_timeout` and waits, so that the
 # script's cleanup can stop it; its stderr goes to $json.err.
 run_bg() {
+  # shellcheck disable=SC2154  # both are the including script's (see the top of this file)
   timeout "$cell_timeout" "$@" 2>"$json.err" &
   current_pid=$!
   local rc=0
@@ -69,8 +70,8 @@ draw_ratio_chart() {
   local png=$1 data=$2 title=$3 ylabel=$4 dashed=${5-} ncols nrows ymax width dashed_cmd=""
   ncols=$(head -n 1 "$data" | awk -F'\t' '{print NF}')
   nrows=$(($(wc -l <"$data") - 1))
-  # About 22 px per bar and gap, plus the key and margins; never narrower than 1400.
-  width=$((nrows * ncols * 22 + 300))
+  # About 26 px per bar and gap, plus the key and margins; never narrower than 1400.
+  width=$((nrows * ncols * 26 + 300))
   ((width >= 1400)) || width=1400
   # Room above the tallest bar for its label, on the log scale.
   ymax=$(awk -F'\t' 'NR > 1 { for (i = 2; i <= NF; i++) if ($i != "-" && $i > m) m = $i }
@@ -78,7 +79,7 @@ draw_ratio_chart() {
   [[ -z $dashed ]] ||
     dashed_cmd="set arrow from graph 0, first $dashed to graph 1, first $dashed nohead lc rgb \"#666666\" dt 2 front"
   gnuplot <<EOF
-set terminal pngcairo size $width,700 font "DejaVu Sans,12"
+set terminal pngcairo size $width,700 font "DejaVu Sans,12" noenhanced
 set output "$png"
 set datafile separator "\t"
 set datafile missing "-"

@@ -474,7 +474,7 @@ BEGIN {
   label["rmtree"] = "tar: rm -rf the tree"
   unit["seqw"] = "MB/s"; unit["seqr"] = "MB/s"
   unit["untar"] = "entries/s"; unit["rmtree"] = "entries/s"
-  short["rw1"] = "rand write+fdatasync"; short["rw4"] = "same, 4 jobs"
+  short["rw1"] = "write+fdatasync"; short["rw4"] = "same, 4 jobs"
   short["dsync"] = "O_DSYNC write"; short["seqw"] = "seq write+fsync"
   short["seqr"] = "seq read, cold"; short["rrwarm"] = "rand read, warm"
   short["rrcold"] = "rand read, cold"; short["create"] = "create"; short["stat"] = "stat"
