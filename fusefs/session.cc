@@ -80,6 +80,8 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   std::string opts = "fsname=" + escape_opt(config.backing) + ",subtype=fsysfs";
   if (config.allow_other) opts += ",allow_other";
   if (config.default_permissions) opts += ",default_permissions";
+  if (config.read_only) opts += ",ro";
+  if (config.no_exec) opts += ",noexec";
   if (!args.add("fsysfs") || !args.add("-o") || !args.add(opts) ||
       (config.debug && !args.add("-d"))) {
     log->error("out of memory building the mount options");

@@ -18,6 +18,8 @@ struct Config {
   bool allow_other = false;
   bool default_permissions = false;
   bool writeback_cache = false;
+  bool read_only = false;  // the kernel mount flags ro and noexec
+  bool no_exec = false;
   bool keep_cache = true;      // keep cached pages across opens of unchanged files (page_cache.h)
   double attr_timeout = 1.0;   // seconds
   double entry_timeout = 1.0;  // seconds

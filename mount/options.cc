@@ -144,13 +144,14 @@ OptionSpec word_option(std::string_view key, std::string_view syntax, std::strin
   };
 }
 
-OptionSpec mount_flag(std::string_view key, OptionSection section, std::string_view help = {}) {
+// A mount(8) option accepted from fstab and ignored.
+OptionSpec mount_flag(std::string_view key) {
   return OptionSpec{.key = key,
                     .value = OptionValue::kNone,
                     .value_syntax = {},
-                    .section = section,
+                    .section = OptionSection::kGeneric,
                     .runtime = false,
-                    .help = help,
+                    .help = {},
                     .apply = {},
                     .show = {}};
 }
@@ -308,22 +309,32 @@ std::vector<OptionSpec> build_table() {
       },
   });
 
+  // Restrictions the kernel enforces on the mount itself (the last of ro/rw and
+  // noexec/exec given wins, as with mount(8)).
+  fs(flag(
+      "ro", "read-only mount: every change fails with EROFS, `fsysfs set` and `inject` too",
+      [](Settings& s) { s.config.read_only = true; },
+      [](const Settings& s) { return on_off(s.config.read_only); }));
+  fs(flag("rw", "read-write mount (undoes ro)", [](Settings& s) { s.config.read_only = false; },
+          {}));
+  fs(flag(
+      "noexec", "programs on the mount cannot be executed",
+      [](Settings& s) { s.config.no_exec = true; },
+      [](const Settings& s) { return on_off(s.config.no_exec); }));
+  fs(flag("exec", "programs on the mount may be executed (undoes noexec)",
+          [](Settings& s) { s.config.no_exec = false; }, {}));
+
   // What mount(8) and mount.fuse3 pass on from fstab. FUSE mounts are always nosuid and
   // nodev unless the filesystem asks otherwise, and fsysfs does not ask: ignoring suid and
   // dev keeps the safer setting. Access times are kept by the backing filesystem.
   for (std::string_view key :
-       {"rw",         "defaults",    "dev",           "nodev",    "suid",
-        "nosuid",     "exec",        "atime",         "noatime",  "relatime",
-        "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
-        "diratime",   "nodiratime",  "async",         "auto",     "noauto",
-        "user",       "nouser",      "users",         "_netdev",  "nofail",
-        "silent",     "loud"}) {
-    fs(mount_flag(key, OptionSection::kGeneric));
+       {"defaults",      "dev",      "nodev",      "suid",       "nosuid",
+        "atime",         "noatime",  "relatime",   "norelatime", "strictatime",
+        "nostrictatime", "lazytime", "nolazytime", "diratime",   "nodiratime",
+        "async",         "auto",     "noauto",     "user",       "nouser",
+        "users",         "_netdev",  "nofail",     "silent",     "loud"}) {
+    fs(mount_flag(key));
   }
-  // Restrictions fsysfs cannot pass to the kernel: ignoring them would give a mount that
-  // is more permissive or less durable than the one asked for.
-  fs(mount_flag("ro", OptionSection::kRefused, "read-only mounts are not supported yet"));
-  fs(mount_flag("noexec", OptionSection::kRefused, "noexec mounts are not supported yet"));
   return t;
 }
 
@@ -337,9 +348,6 @@ void apply_one(Settings& settings, std::string_view item) {
   const OptionSpec* spec = find_option(key);
   if (spec == nullptr) {
     throw Error(fmt::format("unknown mount option '{}' (see fsysfs --help)", key));
-  }
-  if (spec->section == OptionSection::kRefused) {
-    throw Error(fmt::format("mount option '{}' refused: {}", key, spec->help));
   }
   if (spec->value == OptionValue::kNone && value) {
     throw Error(fmt::format("mount option '{}' takes no value (got '{}')", key, item));
@@ -397,7 +405,6 @@ std::string options_help() {
   std::string out = "Mount options (-o, comma separated; [default]):\n";
   std::string generic = " ";
   size_t generic_line = 1;
-  std::string refused;
   for (const auto& spec : option_table()) {
     switch (spec.section) {
       case OptionSection::kFsysfs: {
@@ -418,17 +425,12 @@ std::string options_help() {
         generic += fmt::format(" {}", spec.key);
         generic_line += spec.key.size() + 1;
         break;
-      case OptionSection::kRefused:
-        refused += fmt::format("  {:<10}{}\n", spec.key, spec.help);
-        break;
     }
   }
   out +=
       "\nGeneric mount options, accepted from fstab and ignored (the mount is always\n"
       "nosuid,nodev):\n";
   out += generic + "\n";
-  out += "\nGeneric mount options fsysfs cannot honour (naming one is an error):\n";
-  out += refused;
   return out;
 }
 

@@ -32,7 +32,6 @@ struct Settings {
 enum class OptionSection {
   kFsysfs,   // options of this filesystem
   kGeneric,  // mount(8) options accepted for fstab compatibility and ignored
-  kRefused,  // mount(8) options fsysfs cannot honour; naming one is an error
 };
 
 enum class OptionValue {
@@ -50,10 +49,10 @@ struct OptionSpec {
   std::string_view help;
   // Stores the option into `settings`. `value` is nullopt when the option was given
   // without '='. Returns an empty string, or what was expected for a bad value ("a
-  // positive integer"). Unset for kGeneric and kRefused entries.
+  // positive integer"). Unset for kGeneric entries.
   std::function<std::string(Settings& settings, std::optional<std::string_view> value)> apply;
   // The option's current value as text ("on", "256", "info"); unset for options that only
-  // switch another one (no_writeback_cache) and for kGeneric/kRefused entries.
+  // switch another one (no_writeback_cache) and for kGeneric entries.
   std::function<std::string(const Settings& settings)> show;
 };
 
@@ -63,7 +62,7 @@ const OptionSpec* find_option(std::string_view key);
 
 // Applies one comma-separated `-o` argument ("allow_other,threads=4"), left to right; a
 // later occurrence of an option wins. Empty items are skipped. Throws Error naming the
-// option (unknown, refused, missing or unexpected value) or the option and bad value.
+// option (unknown, missing or unexpected value) or the option and bad value.
 void apply_mount_options(Settings& settings, std::string_view options);
 
 // Resolves defaults that depend on other options. Call once, after every -o was applied.

@@ -218,7 +218,8 @@ TEST_F(CliTest, BadOptions_OneLineAndNothingMounted) {
                  "bad value 'abc' for option queue_depth (expected a positive integer)");
   expect_refused({"-o", "allow_other", backing_, mnt_, "-o", "frobnicate"},
                  "unknown mount option 'frobnicate'");
-  expect_refused({backing_, mnt_, "-o", "rw,ro"}, "mount option 'ro' refused");
+  expect_refused({backing_, mnt_, "-o", "ro,keep_cache=on"},
+                 "bad value 'on' for option keep_cache (expected one of auto|off)");
   expect_refused({backing_, mnt_, "-o", "log_file=" + (t_ / "no/such/dir/log")},
                  "cannot open log file");
 }

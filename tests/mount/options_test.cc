@@ -84,6 +84,10 @@ const std::vector<GoodCase>& good_cases() {
        [](const Settings& s) { return s.config.engine.ring_sync_threads == 8; }},
       {"nvme_flush=off", [](const Settings& s) { return !s.config.engine.nvme_flush; }},
       {"keep_cache=off", [](const Settings& s) { return !s.config.keep_cache; }},
+      {"ro", [](const Settings& s) { return s.config.read_only; }},
+      {"ro,rw", [](const Settings& s) { return !s.config.read_only; }},
+      {"noexec", [](const Settings& s) { return s.config.no_exec; }},
+      {"noexec,exec", [](const Settings& s) { return !s.config.no_exec; }},
       {"keep_cache=off,keep_cache=auto", [](const Settings& s) { return s.config.keep_cache; }},
       {"nvme_flush=off,nvme_flush=auto",
        [](const Settings& s) { return s.config.engine.nvme_flush; }},
@@ -129,6 +133,8 @@ TEST(MountOptions, Defaults_MatchConfigAndEngineDefaults) {
   EXPECT_EQ(s.config.engine.fixed_files, config.engine.fixed_files);
   EXPECT_TRUE(s.config.engine.nvme_flush);
   EXPECT_TRUE(s.config.keep_cache);
+  EXPECT_FALSE(s.config.read_only);
+  EXPECT_FALSE(s.config.no_exec);
   EXPECT_EQ(s.log_level, spdlog::level::info);
   EXPECT_EQ(s.log_file, "");
 }
@@ -251,13 +257,6 @@ TEST(MountOptions, GenericMountOptions_AreAcceptedAndChangeNothing) {
   Settings from_helper = parse({"rw,noatime,allow_other,dev,suid"});
   EXPECT_TRUE(from_helper.config.allow_other);
   EXPECT_TRUE(from_helper.config.default_permissions);
-}
-
-TEST(MountOptions, RestrictionsFsysfsCannotHonour_AreRefusedByName) {
-  for (std::string_view key : {"ro", "noexec"}) {
-    std::string err = error_of("rw,allow_other," + std::string(key));
-    EXPECT_TRUE(err.starts_with("mount option '" + std::string(key) + "' refused: ")) << err;
-  }
 }
 
 TEST(MountOptions, Help_ListsEveryTableEntry) {
