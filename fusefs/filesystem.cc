@@ -213,26 +213,44 @@ int Filesystem::inject(FaultOp op, const Inode& inode, const char* name) noexcep
   });
 }
 
-int Filesystem::sync_parents(Inode& a, Inode* b) noexcept {
-  if (!dirsync()) return 0;
+int Filesystem::dir_sync_file(Inode& dir, engine::File** file) noexcept {
   return guarded([&] {
-    for (Inode* dir : {&a, b == &a ? nullptr : b}) {
-      if (dir == nullptr) continue;
-      engine::File* file = nullptr;
-      {
-        std::lock_guard lock(dir->dir_sync_mu);
-        if (!dir->dir_sync_file) {
-          UniqueFd fd(::open(ProcPath(dir->fd.get()).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-          if (!fd) return -errno;
-          dir->dir_sync_file = engine_->adopt(std::move(fd));
-        }
-        file = dir->dir_sync_file.get();
-      }
-      stats_.count(SyncEvent::kDir);
-      if (int rc = engine_->sync(*file, engine::SyncKind::kFull); rc < 0) return rc;
+    std::lock_guard lock(dir.dir_sync_mu);
+    if (!dir.dir_sync_file) {
+      UniqueFd fd(::open(ProcPath(dir.fd.get()).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!fd) return -errno;
+      dir.dir_sync_file = engine_->adopt(std::move(fd));
     }
+    *file = dir.dir_sync_file.get();
     return 0;
   });
+}
+
+void Filesystem::sync_parents(Inode& a, Inode* b, std::function<void(int)> done) noexcept {
+  if (!dirsync()) {
+    done(0);
+    return;
+  }
+  sync_dirs(a, b == &a ? nullptr : b, std::move(done));
+}
+
+void Filesystem::sync_dirs(Inode& first, Inode* second, std::function<void(int)> done) noexcept {
+  engine::File* file = nullptr;
+  int rc = dir_sync_file(first, &file);
+  if (rc == 0) {
+    stats_.count(SyncEvent::kDir);
+    rc = guarded([&] {
+      engine_->sync(*file, engine::SyncKind::kFull, [this, second, done](int64_t res) noexcept {
+        if (res < 0 || second == nullptr) {
+          done(res < 0 ? static_cast<int>(res) : 0);
+        } else {
+          sync_dirs(*second, nullptr, done);
+        }
+      });
+      return 0;
+    });
+  }
+  if (rc < 0) done(rc);
 }
 
 void Filesystem::sync_and_reply(fuse_req_t req, Inode& inode, engine::File& file, FileHandle* h,

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -90,9 +91,11 @@ class Filesystem {
   // "/dir/file" inside the mount, for fault rules and logs.
   std::string path_of(const Inode& inode, const char* name = nullptr) const;
 
-  // dirsync: fsyncs `a` and `b` (if not null and not `a`) through the engine when dirsync
-  // is on. 0 or the first -errno. Blocks the calling worker.
-  int sync_parents(Inode& a, Inode* b = nullptr) noexcept;
+  // dirsync: fsyncs `a`, then `b` (if not null and not `a`), through the engine when
+  // dirsync is on, then calls `done` with 0 or the first -errno; without dirsync, calls it
+  // at once. The worker does not wait: `done` may run on an engine thread. The kernel
+  // keeps both directories while the request that changed them is unanswered.
+  void sync_parents(Inode& a, Inode* b, std::function<void(int)> done) noexcept;
   // An application fsync/fdatasync/fsyncdir of `file` (open on `inode`; `h` is its file
   // handle, or null for a directory), answered from the engine's completion, or at once in
   // durability=none. Reports an error another handle of the inode hit, as the kernel does.
@@ -121,6 +124,10 @@ class Filesystem {
   void release_dir(DirHandle* h) noexcept;
 
  private:
+  // The engine file dirsync uses for `dir`, opened at its first use; -errno if that fails.
+  int dir_sync_file(Inode& dir, engine::File** file) noexcept;
+  void sync_dirs(Inode& first, Inode* second, std::function<void(int)> done) noexcept;
+
   const Config config_;
   std::shared_ptr<spdlog::logger> log_;
   InodeTable inodes_;

@@ -24,16 +24,33 @@ void reply_entry_or_err(fuse_req_t req, int rc, const fuse_entry_param& e) noexc
   }
 }
 
-// Looks up a name just created in `parent`, once dirsync (if on) made it durable. The
-// creator's identity is not needed for that.
-int entry_after_create(Filesystem& fs, Inode& parent, const char* name,
-                       fuse_entry_param* e) noexcept {
-  if (int rc = fs.sync_parents(parent); rc < 0) return rc;
-  return fs.lookup(parent, name, e);
+// Answers an op that created `name` in `parent` (rc: its result): with the name's entry,
+// once dirsync (if on) made `parent` durable. The lookup needs no identity of the creator,
+// and happens now, while `name` (the request's memory) is still valid.
+void reply_created(fuse_req_t req, int rc, Inode& parent, const char* name) noexcept {
+  Filesystem& fs = fs_of(req);
+  fuse_entry_param e;
+  if (rc == 0) rc = fs.lookup(parent, name, &e);
+  if (rc < 0) {
+    reply_err(req, -rc);
+    return;
+  }
+  fs.sync_parents(parent, nullptr, [req, e](int err) noexcept {
+    if (err < 0) fs_of(req).inodes().forget(e.ino, 1);
+    reply_entry_or_err(req, err, e);
+  });
 }
 
-int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t rdev,
-             fuse_entry_param* e) noexcept {
+// Answers an op that removed or moved names: once dirsync (if on) made the parents durable.
+void reply_changed(fuse_req_t req, int rc, Inode& parent, Inode* other = nullptr) noexcept {
+  if (rc < 0) {
+    reply_err(req, -rc);
+    return;
+  }
+  fs_of(req).sync_parents(parent, other, [req](int err) noexcept { reply_err(req, -err); });
+}
+
+int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t rdev) noexcept {
   Filesystem& fs = fs_of(req);
   if (int err = fs.inject(S_ISDIR(mode) ? FaultOp::kMkdir : FaultOp::kMknod, parent, name)) {
     return -err;
@@ -45,7 +62,7 @@ int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t
                            : ::mknodat(parent.fd.get(), name, mode, rdev);
     if (rc != 0) return -errno;
   }
-  return entry_after_create(fs, parent, name, e);
+  return 0;
 }
 
 }  // namespace
@@ -70,36 +87,31 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) no
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               dev_t rdev) noexcept {
-  fuse_entry_param e;
-  int rc = do_mknod(req, fs_of(req).inode(parent), name, mode, rdev, &e);
-  reply_entry_or_err(req, rc, e);
+  Inode& dir = fs_of(req).inode(parent);
+  reply_created(req, do_mknod(req, dir, name, mode, rdev), dir, name);
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
-  fuse_entry_param e;
-  int rc = do_mknod(req, fs_of(req).inode(parent), name, S_IFDIR | mode, 0, &e);
-  reply_entry_or_err(req, rc, e);
+  Inode& dir = fs_of(req).inode(parent);
+  reply_created(req, do_mknod(req, dir, name, S_IFDIR | mode, 0), dir, name);
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) noexcept {
   Filesystem& fs = fs_of(req);
   Inode& dir = fs.inode(parent);
-  fuse_entry_param e;
   int rc = -fs.inject(FaultOp::kSymlink, dir, name);
   if (rc == 0) {
     CredsGuard creds(req);
     rc = creds.status();
     if (rc == 0 && ::symlinkat(link, dir.fd.get(), name) != 0) rc = -errno;
   }
-  if (rc == 0) rc = entry_after_create(fs, dir, name, &e);
-  reply_entry_or_err(req, rc, e);
+  reply_created(req, rc, dir, name);
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) noexcept {
   Filesystem& fs = fs_of(req);
   Inode& inode = fs.inode(ino);
   Inode& dir = fs.inode(newparent);
-  fuse_entry_param e;
   int rc = -fs.inject(FaultOp::kLink, dir, newname);
   if (rc == 0) {
     // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which the caller's identity lacks;
@@ -111,8 +123,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
       rc = -errno;
     }
   }
-  if (rc == 0) rc = entry_after_create(fs, dir, newname, &e);
-  reply_entry_or_err(req, rc, e);
+  reply_created(req, rc, dir, newname);
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
@@ -120,8 +131,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   Inode& dir = fs.inode(parent);
   int rc = -fs.inject(FaultOp::kUnlink, dir, name);
   if (rc == 0 && ::unlinkat(dir.fd.get(), name, 0) != 0) rc = -errno;
-  if (rc == 0) rc = fs.sync_parents(dir);
-  reply_err(req, -rc);
+  reply_changed(req, rc, dir);
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
@@ -129,8 +139,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   Inode& dir = fs.inode(parent);
   int rc = -fs.inject(FaultOp::kRmdir, dir, name);
   if (rc == 0 && ::unlinkat(dir.fd.get(), name, AT_REMOVEDIR) != 0) rc = -errno;
-  if (rc == 0) rc = fs.sync_parents(dir);
-  reply_err(req, -rc);
+  reply_changed(req, rc, dir);
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
@@ -140,8 +149,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   Inode& to = fs.inode(newparent);
   int rc = -fs.inject(FaultOp::kRename, from, name);
   if (rc == 0 && ::renameat2(from.fd.get(), name, to.fd.get(), newname, flags) != 0) rc = -errno;
-  if (rc == 0) rc = fs.sync_parents(from, &to);
-  reply_err(req, -rc);
+  reply_changed(req, rc, from, &to);
 }
 
 }  // namespace fsysfs::fusefs

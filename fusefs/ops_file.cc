@@ -184,7 +184,6 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       if (!fd) rc = -errno;
     }
   }
-  if (rc == 0) rc = fs.sync_parents(dir);
   if (rc == 0) {
     // The O_PATH fd comes from the opened file itself, not from the name, which another
     // process may already have replaced.
@@ -202,10 +201,17 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
   if (rc < 0) {
     reply_err(req, -rc);
-  } else if (fuse_reply_create(req, &e, fi) != 0) {
-    fs.release_file(&file_of(fi));
-    fs.inodes().forget(e.ino, 1);
+    return;
   }
+  // Answered once dirsync (if on) made the new name durable; `fi` is the request's memory.
+  fs.sync_parents(dir, nullptr, [req, e, open = *fi](int err) noexcept {
+    Filesystem& filesystem = fs_of(req);
+    if (err < 0 || fuse_reply_create(req, &e, &open) != 0) {
+      filesystem.release_file(&file_of(&open));
+      filesystem.inodes().forget(e.ino, 1);
+      if (err < 0) reply_err(req, -err);
+    }
+  });
 }
 
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {

@@ -288,6 +288,44 @@ TEST_F(StrictMode, FdatasyncAfterStrictWritesIsElided) {
   EXPECT_EQ(fuse_count("syncs_elided"), 1u);
 }
 
+// dirsync does not hold a FUSE worker while a directory sync is in flight. An outer mount
+// with one worker thread and dirsync has this test's mount as its BACKING, where a fault
+// rule holds the fsyncdir for 3 s: while a create in d/ waits for d's sync, a lookup in
+// the root (another directory: the kernel holds d locked for the create) is answered.
+TEST_F(DurabilityTest, DirsyncWaitsWithoutHoldingAWorker) {
+  const std::string bin = daemon_binary();
+  if (bin.find("serve_helper") != std::string::npos) GTEST_SKIP() << "no fsysfs binary built";
+  const std::string inner = mnt_ + "/outer-backing";
+  const std::string outer = base_ + "/outer";
+  ASSERT_EQ(::mkdir(inner.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(outer.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((inner + "/d").c_str(), 0755), 0);
+  write_file(inner + "/existing", "x");
+  ASSERT_EQ(
+      run_program({bin, "-o", "threads=1,dirsync,log_file=" + base_ + "/outer.log", inner, outer}),
+      0);
+  inject("op=fsyncdir,delay_ms=3000,count=1");
+  std::atomic<bool> created{false};
+  std::thread creator([&] {
+    int fd = ::open((outer + "/d/new").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd >= 0) ::close(fd);
+    created = fd >= 0;
+  });
+  // Until the outer daemon's directory sync is the one being held.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fuse_count("faults_injected") == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(fuse_count("faults_injected"), 1u);
+  struct stat st;
+  EXPECT_EQ(::stat((outer + "/existing").c_str(), &st), 0) << std::strerror(errno);
+  // This mount counts the held fsyncdir as issued only once the hold is over.
+  EXPECT_EQ(fuse_count("syncs_issued"), 0u) << "the lookup waited for the create's directory sync";
+  creator.join();
+  EXPECT_TRUE(created.load());
+  EXPECT_EQ(run_program({"fusermount3", "-u", outer}), 0);
+}
+
 TEST_F(DurabilityTest, LiveSwitch_AppliesToOperationsThatStartAfterIt) {
   int fd = open_mnt("f", O_CREAT | O_WRONLY);
   write_at(fd, "a", 0);

@@ -51,22 +51,6 @@ bool wait_exit(pid_t pid, Clock::duration deadline, int* status) {
   }
 }
 
-int run(const std::vector<std::string>& argv) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 2);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -75,6 +59,23 @@ std::string slurp(const std::string& path) {
 }
 
 }  // namespace
+
+int run_program(const std::vector<std::string>& argv) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    ::close_range(3, ~0u, 0);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 std::string daemon_binary() {
   if (const char* env = std::getenv("FSYSFS_TEST_BINARY"); env != nullptr && *env != '\0') {
@@ -173,7 +174,7 @@ void MountFixture::mount() {
 
 void MountFixture::unmount() {
   if (mounted_ || is_mounted(mnt_, "fuse.fsysfs")) {
-    if (run({"fusermount3", "-u", "-z", mnt_}) != 0) umount2(mnt_.c_str(), MNT_DETACH);
+    if (run_program({"fusermount3", "-u", "-z", mnt_}) != 0) umount2(mnt_.c_str(), MNT_DETACH);
     mounted_ = false;
   }
   if (daemon_ > 0) {

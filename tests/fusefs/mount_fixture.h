@@ -44,6 +44,10 @@ class MountFixture : public ::testing::Test {
 // True when `path` is a mount point of filesystem type `fstype` in /proc/self/mountinfo.
 bool is_mounted(const std::string& path, const std::string& fstype);
 
+// Runs a program (found on PATH) with stderr to /dev/null and none of the test runner's
+// other fds; returns its exit status, or -1 if it did not exit.
+int run_program(const std::vector<std::string>& argv);
+
 // Removes a tree (no symlink following); ignores errors.
 void remove_tree(const std::string& path);
 
