@@ -8,7 +8,7 @@
 # (extract a tarball of /usr/include, then delete the tree). See bench/README.md.
 #
 # Usage: bench/peers.sh [--quick] [--rounds N] [--seconds S] [--targets LIST] [--dir DIR]
-#                       [--build DIR] [--no-build] [--out FILE] [--note TEXT]
+#                       [--build DIR] [--no-build] [--out FILE.md] [--note TEXT]
 # Must run as root (drop_caches, allow_other).
 # shellcheck disable=SC2016  # fio expands $jobnum in --filename_format itself
 
