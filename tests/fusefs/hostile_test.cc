@@ -402,31 +402,18 @@ TEST_F(Hostile, RenamesRacingLookups_NoCrash_NothingOutsideChanges) {
   const auto duration = std::chrono::seconds(4);
   std::atomic<bool> stop{false};
   std::atomic<long> renames{0};
-  std::vector<std::thread> renamers;
   const std::string m = mnt_;
-  renamers.emplace_back([&] {
-    while (!stop) {
-      if (::renameat2(AT_FDCWD, (m + "/d1").c_str(), AT_FDCWD, (m + "/d2").c_str(),
-                      RENAME_EXCHANGE) == 0) {
-        ++renames;
-      }
-    }
-  });
-  renamers.emplace_back([&] {
-    while (!stop) {
-      // The symlink out of BACKING and a directory trade places.
-      if (::renameat2(AT_FDCWD, (m + "/s").c_str(), AT_FDCWD, (m + "/d1").c_str(),
-                      RENAME_EXCHANGE) == 0) {
-        ++renames;
-      }
-      ::rename((m + "/d2/sub").c_str(), (m + "/d2/sub2").c_str());
-      ::rename((m + "/d2/sub2").c_str(), (m + "/d2/sub").c_str());
-    }
-  });
-  // Three users, each its own process.
+  // Three users, each its own process, forked before the renamer threads exist (a child
+  // forked while they run could inherit a lock one of them holds); they start when `go`
+  // closes.
+  int go[2];
+  ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
   std::vector<pid_t> users;
   for (int t = 0; t < 3; ++t) {
     users.push_back(spawn_as(kNobody, kNogroup, [&, t] {
+      ::close(go[1]);
+      char c;
+      (void)::read(go[0], &c, 1);
       const std::string mine = "/u" + std::to_string(t);
       const auto end = Clock::now() + duration;
       long ops = 0;
@@ -460,6 +447,28 @@ TEST_F(Hostile, RenamesRacingLookups_NoCrash_NothingOutsideChanges) {
       return ops > 0;
     }));
   }
+  ::close(go[0]);
+  std::vector<std::thread> renamers;
+  renamers.emplace_back([&] {
+    while (!stop) {
+      if (::renameat2(AT_FDCWD, (m + "/d1").c_str(), AT_FDCWD, (m + "/d2").c_str(),
+                      RENAME_EXCHANGE) == 0) {
+        ++renames;
+      }
+    }
+  });
+  renamers.emplace_back([&] {
+    while (!stop) {
+      // The symlink out of BACKING and a directory trade places.
+      if (::renameat2(AT_FDCWD, (m + "/s").c_str(), AT_FDCWD, (m + "/d1").c_str(),
+                      RENAME_EXCHANGE) == 0) {
+        ++renames;
+      }
+      ::rename((m + "/d2/sub").c_str(), (m + "/d2/sub2").c_str());
+      ::rename((m + "/d2/sub2").c_str(), (m + "/d2/sub").c_str());
+    }
+  });
+  ::close(go[1]);
   int status = 0;
   for (pid_t pid : users) status |= wait_status(pid);
   stop = true;
