@@ -127,6 +127,12 @@ Op* Engine::new_op(File& f, Completion done) {
 
 void Engine::submit(Op* op) noexcept {
   op->file->pending_.fetch_add(1, std::memory_order_relaxed);
+  // Chains stay on the backend: on the ring they are one linked submission.
+  const bool chain = op->type == OpType::kWrite && op->sync != SyncKind::kNone;
+  if (options_.inline_ops && !chain && op->type != OpType::kReleaseSlot) {
+    complete(op, execute_blocking(*op));
+    return;
+  }
   backend_->submit(op);
 }
 

@@ -56,11 +56,11 @@ void SyncBackend::run() noexcept {
         return;
       }
     }
-    engine_.complete(op, execute(*op));
+    engine_.complete(op, execute_blocking(*op));
   }
 }
 
-int64_t SyncBackend::execute(Op& op) noexcept {
+int64_t execute_blocking(Op& op) noexcept {
   int fd = op.file->fd();
   int (*do_sync)(int) noexcept = op.sync == SyncKind::kData ? sys::fdatasync : sys::fsync;
   switch (op.type) {

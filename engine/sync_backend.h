@@ -16,6 +16,9 @@ class Engine;
 // The syscall backend: the same contract as io_uring with pwrite/pread/fdatasync/fsync on
 // a pool of worker threads (a linked write+sync is the write, then the sync only if the
 // whole write landed). Several workers, so a slow fsync does not hold up other files.
+// Runs `op` with blocking syscalls on the calling thread; the result for Engine::complete.
+int64_t execute_blocking(Op& op) noexcept;
+
 class SyncBackend final : public Backend {
  public:
   SyncBackend(Engine& engine, const Options& options);
@@ -29,7 +32,6 @@ class SyncBackend final : public Backend {
 
  private:
   void run() noexcept;
-  int64_t execute(Op& op) noexcept;
 
   Engine& engine_;
   std::mutex mu_;

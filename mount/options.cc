@@ -253,6 +253,10 @@ std::vector<OptionSpec> build_table() {
       "ring_sync_threads",
       "io_uring engine: threads that run fsync/fdatasync requests; 0 sends them to the ring",
       [](Settings& s) -> unsigned& { return s.config.engine.ring_sync_threads; }, 0, 256));
+  fs(bool_flag("inline_io",
+               "run plain writes and fsyncs on the FUSE worker that received them, as a "
+               "passthrough does, instead of on engine threads (chains stay on the ring)",
+               [](Settings& s) -> bool& { return s.config.engine.inline_ops; }));
   fs(word_option<bool>(
       "nvme_flush", "auto|off", "send an NVMe FLUSH after each fsync where the device allows it",
       [](Settings& s) -> bool& { return s.config.engine.nvme_flush; },

@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -75,6 +76,7 @@ struct Variant {
   BackendKind backend;
   unsigned ring_sync_threads;
   const char* name;
+  bool inline_ops = false;
 };
 
 class EngineTest : public ::testing::TestWithParam<Variant> {
@@ -83,6 +85,7 @@ class EngineTest : public ::testing::TestWithParam<Variant> {
     Options o;
     o.backend = GetParam().backend;
     o.ring_sync_threads = GetParam().ring_sync_threads;
+    o.inline_ops = GetParam().inline_ops;
     o.nvme_flush = false;
     return o;
   }
@@ -100,6 +103,8 @@ class EngineTest : public ::testing::TestWithParam<Variant> {
     if (!engine_) GTEST_SKIP() << "io_uring unavailable on this kernel";
   }
   bool uring() const { return GetParam().backend == BackendKind::kUring; }
+  // Plain writes and sync-only ops go through the ring (not run inline by the caller).
+  bool ring_runs_plain_ops() const { return uring() && !GetParam().inline_ops; }
 
   TempDir dir_;
   std::unique_ptr<Engine> engine_;
@@ -200,7 +205,7 @@ TEST_P(EngineTest, LinkedWriteFsync_OneCqePerChainWithCqeSkip) {
   auto s = engine_->stats();
   EXPECT_EQ(s.op(OpKind::kWriteFdatasync).count, kChains);
   EXPECT_EQ(s.op(OpKind::kWriteFsync).errors, 1u);
-  if (!uring()) return;
+  if (!ring_runs_plain_ops()) return;
   bool skip = s.backend_notes.find("CQE_SKIP") != std::string::npos;
   EXPECT_EQ(s.cqes, skip ? kChains + 1 + 1 : 2 * (kChains + 1) + 1) << s.backend_notes;
   // Each blocking chain left the owner with nothing to do but wait for its CQE.
@@ -395,7 +400,7 @@ TEST_P(EngineTest, SqFullPressure_DepthFour_ThousandOps) {
     auto d = pattern(512, static_cast<uint32_t>(i));
     ASSERT_EQ(0, std::memcmp(all.data() + i * 512, d.data(), 512));
   }
-  if (uring()) {
+  if (ring_runs_plain_ops()) {
     auto s = e->stats();
     EXPECT_GT(s.sq_full, 0u);
     // Batching: more than one SQE per io_uring_enter on average under this load.
@@ -426,7 +431,7 @@ TEST_P(EngineTest, ShortWrite_RemainderResubmitted_ChainSyncsWhatLanded) {
   EXPECT_EQ(chain, 2048);
   EXPECT_EQ(beyond, -EFBIG);
   EXPECT_GE(engine_->stats().op(OpKind::kWriteFdatasync).count, 2u);
-  if (uring()) {
+  if (ring_runs_plain_ops()) {
     EXPECT_GE(engine_->stats().short_writes, 2u);
   }
 }
@@ -480,19 +485,65 @@ TEST_P(EngineTest, Shutdown_CompletesEveryQueuedOp) {
 INSTANTIATE_TEST_SUITE_P(Backends, EngineTest,
                          ::testing::Values(Variant{BackendKind::kUring, 4, "Uring"},
                                            Variant{BackendKind::kSync, 4, "Sync"},
-                                           Variant{BackendKind::kUring, 0, "UringRingSyncs"}),
+                                           Variant{BackendKind::kUring, 0, "UringRingSyncs"},
+                                           Variant{BackendKind::kUring, 4, "UringInline", true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-std::unique_ptr<Engine> make_uring_syncs(unsigned ring_sync_threads) {
+// An io_uring engine without NVMe flushes, with `tweak` applied; nullptr without a ring.
+std::unique_ptr<Engine> make_uring(const std::function<void(Options&)>& tweak) {
   Options o;
   o.backend = BackendKind::kUring;
   o.nvme_flush = false;
-  o.ring_sync_threads = ring_sync_threads;
+  tweak(o);
   try {
     return std::make_unique<Engine>(o);
   } catch (const std::runtime_error&) {
     return nullptr;
   }
+}
+
+std::unique_ptr<Engine> make_uring_syncs(unsigned ring_sync_threads) {
+  return make_uring([ring_sync_threads](Options& o) { o.ring_sync_threads = ring_sync_threads; });
+}
+
+// With inline_ops, plain writes and sync-only ops complete on the calling thread before the
+// call returns (no hand-off to an engine thread); a linked write+sync chain still goes
+// to the ring and completes on the engine's side.
+TEST(EngineInlineOps, PlainOpsCompleteOnTheCallerBeforeReturning_ChainsDoNot) {
+  auto e = make_uring([](Options& o) { o.inline_ops = true; });
+  if (!e) GTEST_SKIP() << "io_uring unavailable";
+  TempDir d;
+  auto f = e->adopt(open_file(d / "i"));
+  auto data = pattern(4096, 21);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> on_caller{0};
+  std::atomic<int> done{0};
+  auto cb = [&](int64_t r) {
+    EXPECT_GE(r, 0);
+    if (std::this_thread::get_id() == caller) on_caller++;
+    done++;
+  };
+  e->write(*f, data, 0, SyncKind::kNone, cb);
+  EXPECT_EQ(done.load(), 1) << "the write had not completed when write() returned";
+  e->sync(*f, SyncKind::kData, cb);
+  e->sync(*f, SyncKind::kFull, cb);
+  EXPECT_EQ(done.load(), 3);
+  EXPECT_EQ(on_caller.load(), 3);
+  EXPECT_EQ(e->write(*f, data, 4096, SyncKind::kData), 4096);  // a chain, on the ring
+  std::atomic<bool> chained{false};
+  e->write(*f, data, 8192, SyncKind::kData, [&](int64_t r) {
+    EXPECT_EQ(r, 4096);
+    EXPECT_NE(std::this_thread::get_id(), caller);
+    chained = true;
+  });
+  f.reset();  // waits for the chain
+  EXPECT_TRUE(chained.load());
+  auto s = e->stats();
+  EXPECT_EQ(s.op(OpKind::kWrite).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kFdatasync).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kFsync).count, 1u);
+  EXPECT_EQ(s.op(OpKind::kWriteFdatasync).count, 2u);
+  EXPECT_EQ(slurp(d / "i").size(), 3u * 4096);
 }
 
 // Sync-only ops run on the engine's sync threads (no CQE), or on the ring when asked;
@@ -614,16 +665,8 @@ TEST(EngineSetup, RingDeniedBySeccomp_AutoFallsBackAndSaysWhy) {
 }
 
 TEST(EngineSetup, SqpollWhenAsked) {
-  Options o;
-  o.backend = BackendKind::kUring;
-  o.sqpoll = true;
-  o.nvme_flush = false;
-  std::unique_ptr<Engine> e;
-  try {
-    e = std::make_unique<Engine>(o);
-  } catch (const std::runtime_error&) {
-    GTEST_SKIP() << "io_uring unavailable";
-  }
+  auto e = make_uring([](Options& o) { o.sqpoll = true; });
+  if (!e) GTEST_SKIP() << "io_uring unavailable";
   auto s = e->stats();
   // Either SQPOLL is in use, or the notes say why it was refused and what runs instead.
   EXPECT_NE(s.backend_notes.find("SQPOLL"), std::string::npos) << s.backend_notes;

@@ -70,6 +70,7 @@ constexpr char kStrictNoDirsync[] = "allow_other,sync,nodirsync";
 constexpr char kDirsync[] = "allow_other,dirsync";
 constexpr char kWriteback[] = "allow_other,writeback_cache";
 constexpr char kCloseWriteback[] = "allow_other,durability=close,writeback_cache";
+constexpr char kInlineIo[] = "allow_other,inline_io,durability=close,dirsync";
 
 using NoneMode = MountedWith<kNone>;
 using CloseMode = MountedWith<kClose>;
@@ -78,6 +79,7 @@ using StrictNoDirsync = MountedWith<kStrictNoDirsync>;
 using DirsyncMount = MountedWith<kDirsync>;
 using WritebackMount = MountedWith<kWriteback>;
 using CloseWriteback = MountedWith<kCloseWriteback>;
+using InlineIo = MountedWith<kInlineIo>;
 
 TEST_F(DurabilityTest, FsyncMode_WritesAreNotSyncedUntilTheAppSyncs) {
   EXPECT_EQ(json_word(stats(), "durability"), "fsync");
@@ -324,6 +326,28 @@ TEST_F(DurabilityTest, DirsyncWaitsWithoutHoldingAWorker) {
   creator.join();
   EXPECT_TRUE(created.load());
   EXPECT_EQ(run_program({"fusermount3", "-u", outer}), 0);
+}
+
+// inline_io: the engine runs plain writes and syncs on the FUSE worker, and their
+// completions (which reply) run before the engine call returns; replies, close syncs and
+// dirsync's chained directory syncs all still happen once each.
+TEST_F(InlineIo, WritesSyncsCloseAndDirsyncWorkInline) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  ASSERT_GE(fd, 0);
+  write_at(fd, "hello", 0);
+  EXPECT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  write_at(fd, " world", 5);
+  EXPECT_EQ(::fdatasync(fd), 0) << std::strerror(errno);
+  write_at(fd, "!", 11);
+  EXPECT_EQ(::close(fd), 0) << std::strerror(errno);
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
+  EXPECT_EQ(::rename((mnt_ + "/f").c_str(), (mnt_ + "/d/g").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(read_file(backing_ + "/d/g"), "hello world!");
+  EXPECT_EQ(engine_count("write"), 3u);
+  EXPECT_EQ(engine_count("fsync"), 1u + fuse_count("dir_syncs"));
+  EXPECT_EQ(engine_count("fdatasync"), 2u);  // the app's, and the one at close
+  // The create, the mkdir, and the rename's two parents.
+  EXPECT_EQ(fuse_count("dir_syncs"), 4u);
 }
 
 TEST_F(DurabilityTest, LiveSwitch_AppliesToOperationsThatStartAfterIt) {

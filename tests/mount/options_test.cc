@@ -84,6 +84,7 @@ const std::vector<GoodCase>& good_cases() {
        [](const Settings& s) { return s.config.engine.ring_sync_threads == 8; }},
       {"nvme_flush=off", [](const Settings& s) { return !s.config.engine.nvme_flush; }},
       {"keep_cache=off", [](const Settings& s) { return !s.config.keep_cache; }},
+      {"inline_io", [](const Settings& s) { return s.config.engine.inline_ops; }},
       {"ro", [](const Settings& s) { return s.config.read_only; }},
       {"ro,rw", [](const Settings& s) { return !s.config.read_only; }},
       {"noexec", [](const Settings& s) { return s.config.no_exec; }},
@@ -133,6 +134,7 @@ TEST(MountOptions, Defaults_MatchConfigAndEngineDefaults) {
   EXPECT_EQ(s.config.engine.fixed_files, config.engine.fixed_files);
   EXPECT_TRUE(s.config.engine.nvme_flush);
   EXPECT_TRUE(s.config.keep_cache);
+  EXPECT_FALSE(s.config.engine.inline_ops);
   EXPECT_FALSE(s.config.read_only);
   EXPECT_FALSE(s.config.no_exec);
   EXPECT_EQ(s.log_level, spdlog::level::info);
