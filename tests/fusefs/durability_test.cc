@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <initializer_list>
 #include <string>
@@ -303,9 +305,22 @@ TEST_F(DurabilityTest, DirsyncWaitsWithoutHoldingAWorker) {
   ASSERT_EQ(::mkdir(outer.c_str(), 0755), 0);
   ASSERT_EQ(::mkdir((inner + "/d").c_str(), 0755), 0);
   write_file(inner + "/existing", "x");
-  ASSERT_EQ(
-      run_program({bin, "-o", "threads=1,dirsync,log_file=" + base_ + "/outer.log", inner, outer}),
-      0);
+  // The outer daemon runs in the foreground as our child, so that it has exited (and let
+  // go of the inner mount) before the fixture unmounts the inner one.
+  const pid_t outer_daemon = ::fork();
+  ASSERT_GE(outer_daemon, 0);
+  if (outer_daemon == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ::close_range(3, ~0u, 0);
+    ::execl(bin.c_str(), bin.c_str(), "-f", "-o", ("threads=1,dirsync,log_file=" + log_).c_str(),
+            inner.c_str(), outer.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto mount_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!is_mounted(outer, "fuse.fsysfs") && std::chrono::steady_clock::now() < mount_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(is_mounted(outer, "fuse.fsysfs"));
   inject("op=fsyncdir,delay_ms=3000,count=1");
   std::atomic<bool> created{false};
   std::thread creator([&] {
@@ -326,6 +341,9 @@ TEST_F(DurabilityTest, DirsyncWaitsWithoutHoldingAWorker) {
   creator.join();
   EXPECT_TRUE(created.load());
   EXPECT_EQ(run_program({"fusermount3", "-u", outer}), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(outer_daemon, &status, 0), outer_daemon);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "outer daemon status " << status;
 }
 
 // inline_io: the engine runs plain writes and syncs on the FUSE worker, and their
