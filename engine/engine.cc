@@ -95,9 +95,7 @@ Engine::Engine(Options options) : options_(std::move(options)) {
       log->warn("engine: falling back to the syscall backend: {}", why);
     }
   } else {
-    StatsSnapshot s;
-    backend_->describe(s);
-    log->info("engine: io_uring backend, {}", s.backend_notes);
+    log->info("engine: io_uring backend, {}", stats().backend_notes);
   }
 }
 
@@ -229,6 +227,7 @@ StatsSnapshot Engine::stats() const {
   s.backend = backend_->name();
   backend_->describe(s);
   if (!fallback_reason_.empty()) s.backend_notes = fallback_reason_;
+  if (options_.inline_ops) s.backend_notes += "; plain writes, reads and syncs inline";
   if (pool_) {
     s.buffers_total = pool_->count();
     s.buffers_used = pool_->in_use();

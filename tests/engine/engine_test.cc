@@ -539,6 +539,7 @@ TEST(EngineInlineOps, PlainOpsCompleteOnTheCallerBeforeReturning_ChainsDoNot) {
   f.reset();  // waits for the chain
   EXPECT_TRUE(chained.load());
   auto s = e->stats();
+  EXPECT_NE(s.backend_notes.find("inline"), std::string::npos) << s.backend_notes;
   EXPECT_EQ(s.op(OpKind::kWrite).count, 1u);
   EXPECT_EQ(s.op(OpKind::kFdatasync).count, 1u);
   EXPECT_EQ(s.op(OpKind::kFsync).count, 1u);
