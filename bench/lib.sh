@@ -1,9 +1,9 @@
 # Shell helpers shared by bench/peers.sh and bench/modes.sh; sourced, not run.
 #
 # The including script defines the associative arrays MNT (target -> mount point) and PID
-# (target -> daemon pid), and the variables current_pid (the running cell's pid, or empty),
-# json (the running cell's output file; run_bg writes its stderr to $json.err) and
-# cell_timeout (seconds a cell may run).
+# (target -> daemon pid), and the variables work (the work directory), current_pid (the
+# running cell's pid, or empty), json (the running cell's output file; run_bg writes its
+# stderr to $json.err) and cell_timeout (seconds a cell may run).
 # shellcheck shell=bash
 
 die() {
@@ -31,6 +31,34 @@ unmount_target() {
     wait "$p" 2>/dev/null || true
   fi
   unset "MNT[$t]" "PID[$t]"
+}
+
+# The EXIT trap of both scripts: stops the running cell, unmounts every target and removes
+# the work directory $work (unless something is still mounted under it), keeping the exit
+# status. Every step is best effort: one failure (a killed child's status, a busy mount)
+# must not stop the unmounting of the rest.
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  if [[ -n $current_pid ]]; then
+    kill -TERM "$current_pid" 2>/dev/null
+    wait "$current_pid" 2>/dev/null
+  fi
+  for t in "${!MNT[@]}"; do unmount_target "$t"; done
+  # shellcheck disable=SC2154  # the including script's (see the top of this file)
+  if grep -qF " $work/" /proc/self/mounts; then
+    echo "${0##*/}: something is still mounted under $work; not removing it" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+
+install_cleanup() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 }
 
 # Runs a command in the background under `timeout $cell_timeout` and waits, so that the

@@ -152,27 +152,7 @@ work=$(mktemp -d "$base_dir/fsysfs-peers.XXXXXX")
 declare -A PID=() MNT=() DIR=() CMD=()
 current_pid=""
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  # Every step is best effort: one failure (a killed child's status, a busy mount) must not
-  # stop the unmounting of the rest.
-  set +e
-  if [[ -n $current_pid ]]; then
-    kill -TERM "$current_pid" 2>/dev/null
-    wait "$current_pid" 2>/dev/null
-  fi
-  for t in "${!MNT[@]}"; do unmount_target "$t"; done
-  if grep -qF " $work/" /proc/self/mounts; then
-    echo "peers.sh: something is still mounted under $work; not removing it" >&2
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 mount_target() {
   local t=$1 b=$work/$1/backing m=$work/$1/mnt
