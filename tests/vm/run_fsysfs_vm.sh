@@ -39,48 +39,19 @@ done
 cache_dir=${cache_dir:-$work}
 
 skip() { echo "SKIP: $*"; exit 77; }
+# shellcheck source=tests/vm/guest_lib.sh
+source "$(dirname "$0")/guest_lib.sh"
 fail() { echo "FAIL: $*"; exit 1; }
 
 qemu=$(command -v qemu-system-x86_64 || true)
 [[ -n "$qemu" ]] || skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
-busybox=""
-for b in /bin/busybox /usr/bin/busybox; do
-  if [[ -x "$b" ]] && file -L "$b" | grep -q 'statically linked'; then busybox="$b"; break; fi
-done
-[[ -n "$busybox" ]] || skip "no static busybox (apt-get install busybox-static)"
-command -v cpio > /dev/null || skip "cpio not found"
-command -v depmod > /dev/null || skip "depmod not found (apt-get install kmod)"
+find_busybox
 command -v mkfs.ext4 > /dev/null || skip "mkfs.ext4 not found (apt-get install e2fsprogs)"
 file -L "$app" | grep -q 'statically linked' || fail "$app is not a static binary"
 
-kver=""
-for img in $(ls -1 /boot/vmlinuz-* 2> /dev/null | sort -V -r); do
-  v=${img#/boot/vmlinuz-}
-  if [[ -e /lib/modules/$v/kernel/drivers/nvme/host/nvme.ko || -e /lib/modules/$v/kernel/drivers/nvme/host/nvme.ko.xz ]]; then
-    kver=$v
-    break
-  fi
-done
-[[ -n "$kver" ]] || skip "no guest kernel with NVMe modules in /boot (apt-get install linux-image-amd64)"
-
-mkdir -p "$work" "$cache_dir/cache-$kver"
-vmlinux="$cache_dir/cache-$kver/vmlinux"
-if [[ ! -s "$vmlinux" ]]; then
-  # The bzImage's XZ payload is the ELF vmlinux, which boots through PVH without the
-  # decompression step (see run_nvme_vm.sh).
-  img=/boot/vmlinuz-$kver
-  tmp="$vmlinux.tmp.$$"
-  for pos in $(tr '\3757zXZ\000\nabcde' '\nabcde=' < "$img" | grep -abo '^abcde' | cut -d: -f1); do
-    tail -c+"$pos" "$img" | xz -dc --single-stream > "$tmp" 2> /dev/null || true
-    if [[ "$(head -c4 "$tmp" | od -An -c | tr -d ' ')" == '177ELF' ]]; then
-      mv "$tmp" "$vmlinux"
-      break
-    fi
-  done
-  rm -f "$tmp"
-fi
-kernel="$vmlinux"
-[[ -s "$vmlinux" ]] || kernel=/boot/vmlinuz-$kver
+find_guest_kernel
+mkdir -p "$work"
+kernel=$(guest_kernel_image "$cache_dir/cache-$kver")
 
 # --- initramfs: busybox, modules, fsysfs with its shared libraries, the app, /init.
 root="$work/initramfs"
@@ -88,20 +59,7 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,etc,backing,m-off,m-auto,m-strict,lib/modules/"$kver"}
 cp "$busybox" "$root/bin/busybox"
 ln -s /proc/mounts "$root/etc/mtab"
-declare -A seen=()
-add_module() {
-  local name=$1 path dep
-  [[ -n "${seen[$name]:-}" ]] && return 0
-  seen[$name]=1
-  path=$(modinfo -k "$kver" -n "$name" 2> /dev/null) || return 0
-  [[ "$path" == /* ]] || return 0  # built in
-  mkdir -p "$root/$(dirname "$path")"
-  cp "$path" "$root/$path"
-  for dep in $(modinfo -k "$kver" -F depends "$name" | tr ',' ' '); do add_module "$dep"; done
-}
-for m in nvme-core nvme crc16 mbcache jbd2 crc32c_generic ext4 fuse; do add_module "$m"; done
-cp /lib/modules/"$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2> /dev/null || true
-depmod -b "$root" "$kver"
+add_guest_modules nvme-core nvme crc16 mbcache jbd2 crc32c_generic ext4 fuse
 strip -o "$root/bin/fsysfs" "$fsysfs" 2> /dev/null || cp "$fsysfs" "$root/bin/fsysfs"
 for lib in $(ldd "$fsysfs" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
   mkdir -p "$root/$(dirname "$lib")"

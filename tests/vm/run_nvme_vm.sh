@@ -32,56 +32,16 @@ done
 [[ -x "$guest_binary" && -n "$work" ]] || { echo "usage: $0 --guest-binary B --work-dir D [--flushes N]" >&2; exit 1; }
 
 skip() { echo "SKIP: $*"; exit 77; }
+# shellcheck source=tests/vm/guest_lib.sh
+source "$(dirname "$0")/guest_lib.sh"
 fail() { echo "FAIL: $*"; exit 1; }
 
 qemu=$(command -v qemu-system-x86_64 || true)
 [[ -n "$qemu" ]] || skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
-busybox=""
-for b in /bin/busybox /usr/bin/busybox; do
-  if [[ -x "$b" ]] && file -L "$b" | grep -q 'statically linked'; then busybox="$b"; break; fi
-done
-[[ -n "$busybox" ]] || skip "no static busybox (apt-get install busybox-static)"
-command -v cpio > /dev/null || skip "cpio not found"
-command -v depmod > /dev/null || skip "depmod not found (apt-get install kmod)"
-
-# The newest installed kernel image that has its NVMe modules next to it.
-kver=""
-for img in $(ls -1 /boot/vmlinuz-* 2> /dev/null | sort -V -r); do
-  v=${img#/boot/vmlinuz-}
-  if [[ -e /lib/modules/$v/kernel/drivers/nvme/host/nvme.ko || -e /lib/modules/$v/kernel/drivers/nvme/host/nvme.ko.xz ]]; then
-    kver=$v
-    break
-  fi
-done
-[[ -n "$kver" ]] || skip "no guest kernel with NVMe modules in /boot (apt-get install linux-image-amd64)"
-moddir=/lib/modules/$kver
-
+find_busybox
+find_guest_kernel
 mkdir -p "$work"
-cache="$work/cache-$kver"
-mkdir -p "$cache"
-
-# --- Guest kernel: the uncompressed vmlinux boots through PVH, saving the decompression.
-vmlinux="$cache/vmlinux"
-if [[ ! -s "$vmlinux" ]]; then
-  img=/boot/vmlinuz-$kver
-  tmp="$cache/vmlinux.tmp"
-  # Find each XZ stream header in the bzImage (the same trick as the kernel's
-  # scripts/extract-vmlinux): map the magic's first byte to a newline so grep reports
-  # the offset of every candidate, then try to decompress from there.
-  for pos in $(tr '\3757zXZ\000\nabcde' '\nabcde=' < "$img" | grep -abo '^abcde' | cut -d: -f1); do
-    tail -c+"$pos" "$img" | xz -dc --single-stream > "$tmp" 2> /dev/null || true
-    if [[ "$(head -c4 "$tmp" | od -An -c | tr -d ' ')" == '177ELF' ]]; then
-      mv "$tmp" "$vmlinux"
-      break
-    fi
-  done
-  rm -f "$tmp"
-fi
-kernel="$vmlinux"
-if [[ ! -s "$vmlinux" ]]; then
-  echo "note: could not extract vmlinux; booting the bzImage (slower)"
-  kernel=/boot/vmlinuz-$kver
-fi
+kernel=$(guest_kernel_image "$work/cache-$kver")
 
 # --- initramfs: busybox, the modules with their dependencies, /init, the test program.
 root="$work/initramfs"
@@ -90,20 +50,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,mnt,tmp,lib/modules/"$kver"}
 cp "$busybox" "$root/bin/busybox"
 modules=(nvme-core nvme crc16 mbcache jbd2 crc32c_generic ext4
          virtio_pci virtio_blk configfs nvmet nvmet-tcp nvme-tcp)
-declare -A seen=()
-add_module() {
-  local name=$1 path dep
-  [[ -n "${seen[$name]:-}" ]] && return 0
-  seen[$name]=1
-  path=$(modinfo -k "$kver" -n "$name" 2> /dev/null) || return 0
-  [[ "$path" == /* ]] || return 0  # built in
-  mkdir -p "$root/$(dirname "$path")"
-  cp "$path" "$root/$path"
-  for dep in $(modinfo -k "$kver" -F depends "$name" | tr ',' ' '); do add_module "$dep"; done
-}
-for m in "${modules[@]}"; do add_module "$m"; done
-cp "$moddir"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2> /dev/null || true
-depmod -b "$root" "$kver"
+add_guest_modules "${modules[@]}"
 strip -o "$root/bin/nvme_guest_test" "$guest_binary" 2> /dev/null || cp "$guest_binary" "$root/bin/nvme_guest_test"
 
 cat > "$root/init" << EOF
