@@ -33,26 +33,6 @@ constexpr size_t kSharedSize = 4 << 20;
 constexpr int kSmallFilesPerThread = 40;
 constexpr int kRounds = 3;
 
-uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
-// The byte every writer puts at `off` of file `file`.
-char pattern_byte(uint64_t file, uint64_t off) {
-  return static_cast<char>(mix(file * 0x9e3779b97f4a7c15ULL + off / 8) >> ((off % 8) * 8));
-}
-
-std::string pattern(uint64_t file, uint64_t off, size_t len) {
-  std::string out(len, '\0');
-  for (size_t i = 0; i < len; ++i) out[i] = pattern_byte(file, off + i);
-  return out;
-}
-
 // Small files have a length derived from their id, so a truncating rewrite is checkable.
 size_t small_size(uint64_t id) { return 1 + mix(id) % 9000; }
 uint64_t small_id(int thread, int i) { return 1000 + static_cast<uint64_t>(thread) * 100 + i; }

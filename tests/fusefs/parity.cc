@@ -145,4 +145,23 @@ void write_file(const std::string& path, const std::string& data) {
   ASSERT_EQ(::close(fd), 0);
 }
 
+uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+char pattern_byte(uint64_t stream, uint64_t off) {
+  return static_cast<char>(mix(stream * 0x9e3779b97f4a7c15ULL + off / 8) >> ((off % 8) * 8));
+}
+
+std::string pattern(uint64_t stream, uint64_t off, size_t len) {
+  std::string out(len, '\0');
+  for (size_t i = 0; i < len; ++i) out[i] = pattern_byte(stream, off + i);
+  return out;
+}
+
 }  // namespace fsysfs::test

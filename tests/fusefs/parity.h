@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -56,6 +57,12 @@ void run_as(Recorder& r, uid_t uid, gid_t gid, const Scenario& s,
             const std::vector<gid_t>& groups = {});
 
 std::string errno_name(int e);
+
+// Test data whose every byte depends on (stream, offset) alone, so a byte written in the
+// wrong place or the wrong file shows.
+uint64_t mix(uint64_t x);
+char pattern_byte(uint64_t stream, uint64_t off);
+std::string pattern(uint64_t stream, uint64_t off, size_t len);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& data);
 

@@ -44,25 +44,6 @@ using namespace std::chrono_literals;
 
 // ---- data ----------------------------------------------------------------------------
 
-uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
-// Bytes that depend on (stream, offset) alone, so a byte in the wrong place shows.
-std::string pattern(uint64_t stream, uint64_t off, size_t len) {
-  std::string out(len, '\0');
-  for (size_t i = 0; i < len; ++i) {
-    const uint64_t at = off + i;
-    out[i] = static_cast<char>(mix(stream * 0x9e3779b97f4a7c15ULL + at / 8) >> ((at % 8) * 8));
-  }
-  return out;
-}
-
 // FNV-1a: a checksum to compare and report, not a security property.
 uint64_t checksum(std::string_view data) {
   uint64_t h = 0xcbf29ce484222325ULL;
