@@ -126,16 +126,41 @@ Op* Engine::new_op(File& f, Completion done) {
 void Engine::submit(Op* op) noexcept {
   op->file->pending_.fetch_add(1, std::memory_order_relaxed);
   // Chains stay on the backend: on the ring they are one linked submission.
-  const bool chain = op->type == OpType::kWrite && op->sync != SyncKind::kNone;
-  if (options_.inline_ops && !chain && op->type != OpType::kReleaseSlot) {
+  if (runs_inline(op->type, op->sync)) {
+    stats_.inline_ops.fetch_add(1, std::memory_order_relaxed);
     complete(op, execute_blocking(*op));
     return;
   }
   backend_->submit(op);
 }
 
+bool Engine::runs_inline(OpType type, SyncKind sync) const noexcept {
+  switch (type) {
+    case OpType::kWrite:
+      // Chains stay on the backend: on the ring they are one linked submission.
+      return sync == SyncKind::kNone && options_.inline_ops != InlineOps::kNone;
+    case OpType::kRead:
+      return options_.inline_ops != InlineOps::kNone;
+    case OpType::kSync:
+      return options_.inline_ops == InlineOps::kAll;
+    case OpType::kReleaseSlot:
+      break;
+  }
+  return false;
+}
+
 void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
                    Completion done) {
+  if (runs_inline(OpType::kWrite, sync)) {
+    // Done before this returns: the caller's bytes need no copy.
+    Op* op = new_op(f, std::move(done));
+    op->type = OpType::kWrite;
+    op->data = const_cast<std::byte*>(data.data());  // only ever read from
+    op->len = data.size();
+    op->off = off;
+    submit(op);
+    return;
+  }
   Buffer buf;
   if (data.size() <= (pool_ ? pool_->buffer_size() : 0)) buf = acquire_buffer();
   if (buf) {
@@ -227,7 +252,11 @@ StatsSnapshot Engine::stats() const {
   s.backend = backend_->name();
   backend_->describe(s);
   if (!fallback_reason_.empty()) s.backend_notes = fallback_reason_;
-  if (options_.inline_ops) s.backend_notes += "; plain writes, reads and syncs inline";
+  if (options_.inline_ops == InlineOps::kPageCache) {
+    s.backend_notes += "; plain writes and reads inline";
+  } else if (options_.inline_ops == InlineOps::kAll) {
+    s.backend_notes += "; plain writes, reads and syncs inline";
+  }
   if (pool_) {
     s.buffers_total = pool_->count();
     s.buffers_used = pool_->in_use();

@@ -5,7 +5,9 @@
 // the same durability contract on both backends. Knows nothing of FUSE.
 //
 // Thread safety: every member function of Engine and File may be called from any thread,
-// concurrently. Completions run on an engine thread, never inside the submitting call.
+// concurrently. Completions run on an engine thread, never inside the submitting call,
+// except for the ops Options::inline_ops runs on the caller: those complete before it
+// returns.
 
 #include <sys/types.h>
 
@@ -26,6 +28,7 @@ namespace fsysfs::engine {
 class Backend;
 class BufferPool;
 struct Op;
+enum class OpType : uint8_t;
 class NvmeDevice;
 class NvmeFlusher;
 
@@ -117,7 +120,7 @@ class Engine {
   Buffer acquire_buffer() noexcept;
 
   // --- asynchronous API: `done` runs once, on an engine thread --------------------------
-  // Writes `data` (copied before returning) at `off`, then syncs it if `sync` says so, as
+  // Writes `data` (copied, or written when it runs inline, before returning) at `off`, then syncs it if `sync` says so, as
   // one linked chain on the ring. The result is the byte count, or the first error. A
   // chain whose write lands only in part syncs that part and reports its length.
   void write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
@@ -146,6 +149,8 @@ class Engine {
   friend class NvmeFlusher;
   Op* new_op(File& f, Completion done);
   void submit(Op* op) noexcept;
+  // Whether Options::inline_ops runs such an op on the submitting thread.
+  bool runs_inline(OpType type, SyncKind sync) const noexcept;
   // Ends an op whose I/O is done: stats, the NVMe FLUSH hop for
   // a successful sync, the caller's completion, then the file's pending count. Engine threads only.
   void complete(Op* op, int64_t res) noexcept;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -9,6 +10,15 @@ namespace fsysfs::engine {
 class NvmeRegistry;
 
 enum class BackendKind { kAuto, kUring, kSync };
+
+// Which engine ops run on the calling thread (Options::inline_ops). Linked write+sync
+// chains always go to the backend: on the ring they are one submission.
+enum class InlineOps : uint8_t {
+  kNone,       // every op goes to the backend's threads
+  kPageCache,  // plain writes and reads, which end in the page cache; syncs wait for the
+               // device on engine threads
+  kAll,        // also sync-only ops
+};
 
 // Everything an Engine can be configured with. Defaults suit a FUSE daemon on a small
 // machine: a 16 MiB buffer pool, 1024 fixed-file slots.
@@ -28,12 +38,11 @@ struct Options {
   // and whose completion then goes back through the owner thread: two thread hops fewer
   // per fsync. Linked write+sync chains stay on the ring. 0 keeps syncs on the ring.
   unsigned ring_sync_threads = 4;
-  // Plain writes, reads and sync-only ops run with blocking syscalls on the thread that
-  // asks for them, and complete there before the call returns, as in a passthrough that
-  // calls pwrite and fdatasync itself; linked write+sync chains stay on the backend. Saves
-  // the hand-off to an engine thread (a wake-up of 20-25 us on an idle vCPU) and holds the
-  // caller's thread for the duration of the I/O instead.
-  bool inline_ops = false;
+  // Which ops run with blocking syscalls on the thread that asks for them, completing
+  // there before the call returns, as in a passthrough that calls pwrite and fdatasync
+  // itself. Saves the hand-off to an engine thread (a wake-up of 20-25 us on an idle vCPU)
+  // and holds the caller's thread for the duration of the syscall instead.
+  InlineOps inline_ops = InlineOps::kNone;
   // Send an NVMe FLUSH after every successful sync on a file whose device allows it.
   bool nvme_flush = true;
   // Where NVMe devices are looked up; nullptr builds one from /sys and /dev (tests inject

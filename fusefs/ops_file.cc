@@ -108,19 +108,20 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
       if (res > 0) h.wrote.store(true, std::memory_order_relaxed);
       reply_write_result(req, res);
     };
+    const fuse_buf& first = bufv->buf[bufv->idx];
+    if (bufv->count - bufv->idx == 1 && !(first.flags & FUSE_BUF_IS_FD)) {
+      // One memory buffer (the usual case): the engine copies it into a registered
+      // buffer, or writes it straight from here when it runs the write inline.
+      std::span<const std::byte> data(static_cast<const std::byte*>(first.mem) + bufv->off, len);
+      eng.write(*h.file, data, off, sync, std::move(done));
+      return 0;
+    }
     engine::Buffer buf = eng.acquire_buffer();
     if (buf && buf.capacity() >= len) {
       fuse_bufvec dst = mem_bufvec(buf.data(), len);
       ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
       if (n < 0) return static_cast<int>(n);
       eng.write(*h.file, std::move(buf), static_cast<size_t>(n), off, sync, std::move(done));
-      return 0;
-    }
-    const fuse_buf& first = bufv->buf[bufv->idx];
-    if (bufv->count - bufv->idx == 1 && !(first.flags & FUSE_BUF_IS_FD)) {
-      // One memory buffer: the engine copies it before returning.
-      std::span<const std::byte> data(static_cast<const std::byte*>(first.mem) + bufv->off, len);
-      eng.write(*h.file, data, off, sync, std::move(done));
       return 0;
     }
     std::vector<std::byte> copy(len);

@@ -27,7 +27,14 @@ struct Config {
   // Initial values; both can change on the live mount through the control file.
   Durability durability = Durability::kFsync;
   DirSync dirsync = DirSync::kAuto;
-  engine::Options engine;
+  // Plain writes run on the FUSE worker that received them (the page-cache copy costs less
+  // than waking an engine thread); syncs and write+sync chains, which wait for the device,
+  // go to the engine's threads.
+  engine::Options engine = [] {
+    engine::Options o;
+    o.inline_ops = engine::InlineOps::kPageCache;
+    return o;
+  }();
 };
 
 // Mounts `config.backing` on `config.mountpoint` and serves requests until the mount is

@@ -81,6 +81,7 @@ struct Report {
 constexpr std::pair<const char*, uint64_t engine::StatsSnapshot::*> kEngineCounters[] = {
     {"fixed_buffer_writes", &engine::StatsSnapshot::fixed_buffer_writes},
     {"copied_writes", &engine::StatsSnapshot::copied_writes},
+    {"inline_ops", &engine::StatsSnapshot::inline_ops},
     {"raw_fd_ops", &engine::StatsSnapshot::raw_fd_ops},
     {"short_writes", &engine::StatsSnapshot::short_writes},
     {"sq_full", &engine::StatsSnapshot::sq_full},

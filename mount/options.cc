@@ -13,6 +13,7 @@ namespace fsysfs::mount {
 namespace {
 
 using engine::BackendKind;
+using engine::InlineOps;
 
 // Accessors into Settings. show() functions only read through them; the const_cast in
 // read() exists so one accessor serves both apply and show.
@@ -253,10 +254,14 @@ std::vector<OptionSpec> build_table() {
       "ring_sync_threads",
       "io_uring engine: threads that run fsync/fdatasync requests; 0 sends them to the ring",
       [](Settings& s) -> unsigned& { return s.config.engine.ring_sync_threads; }, 0, 256));
-  fs(bool_flag("inline_io",
-               "run plain writes and fsyncs on the FUSE worker that received them, as a "
-               "passthrough does, instead of on engine threads (chains stay on the ring)",
-               [](Settings& s) -> bool& { return s.config.engine.inline_ops; }));
+  fs(word_option<InlineOps>(
+      "inline_io", "off|writes|all",
+      "run I/O on the FUSE worker that received it, as a passthrough does, instead of on "
+      "engine threads: writes runs plain writes there, all also fsyncs (chains stay on the ring)",
+      [](Settings& s) -> InlineOps& { return s.config.engine.inline_ops; },
+      std::array{Word<InlineOps>{"off", InlineOps::kNone},
+                 Word<InlineOps>{"writes", InlineOps::kPageCache},
+                 Word<InlineOps>{"all", InlineOps::kAll}}));
   fs(word_option<bool>(
       "nvme_flush", "auto|off", "send an NVMe FLUSH after each fsync where the device allows it",
       [](Settings& s) -> bool& { return s.config.engine.nvme_flush; },

@@ -76,7 +76,7 @@ struct Variant {
   BackendKind backend;
   unsigned ring_sync_threads;
   const char* name;
-  bool inline_ops = false;
+  InlineOps inline_ops = InlineOps::kNone;
 };
 
 class EngineTest : public ::testing::TestWithParam<Variant> {
@@ -104,7 +104,7 @@ class EngineTest : public ::testing::TestWithParam<Variant> {
   }
   bool uring() const { return GetParam().backend == BackendKind::kUring; }
   // Plain writes and sync-only ops go through the ring (not run inline by the caller).
-  bool ring_runs_plain_ops() const { return uring() && !GetParam().inline_ops; }
+  bool ring_runs_plain_ops() const { return uring() && GetParam().inline_ops == InlineOps::kNone; }
 
   TempDir dir_;
   std::unique_ptr<Engine> engine_;
@@ -486,7 +486,10 @@ INSTANTIATE_TEST_SUITE_P(Backends, EngineTest,
                          ::testing::Values(Variant{BackendKind::kUring, 4, "Uring"},
                                            Variant{BackendKind::kSync, 4, "Sync"},
                                            Variant{BackendKind::kUring, 0, "UringRingSyncs"},
-                                           Variant{BackendKind::kUring, 4, "UringInline", true}),
+                                           Variant{BackendKind::kUring, 4, "UringInlineWrites",
+                                                   InlineOps::kPageCache},
+                                           Variant{BackendKind::kUring, 4, "UringInline",
+                                                   InlineOps::kAll}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // An io_uring engine without NVMe flushes, with `tweak` applied; nullptr without a ring.
@@ -506,45 +509,57 @@ std::unique_ptr<Engine> make_uring_syncs(unsigned ring_sync_threads) {
   return make_uring([ring_sync_threads](Options& o) { o.ring_sync_threads = ring_sync_threads; });
 }
 
-// With inline_ops, plain writes and sync-only ops complete on the calling thread before the
-// call returns (no hand-off to an engine thread); a linked write+sync chain still goes
-// to the ring and completes on the engine's side.
+// With inline_ops=kAll, plain writes and sync-only ops complete on the calling thread before
+// the call returns (no hand-off to an engine thread); with kPageCache only plain writes do.
+// A linked write+sync chain still goes to the ring and completes on the engine's side.
 TEST(EngineInlineOps, PlainOpsCompleteOnTheCallerBeforeReturning_ChainsDoNot) {
-  auto e = make_uring([](Options& o) { o.inline_ops = true; });
-  if (!e) GTEST_SKIP() << "io_uring unavailable";
-  TempDir d;
-  auto f = e->adopt(open_file(d / "i"));
-  auto data = pattern(4096, 21);
-  const auto caller = std::this_thread::get_id();
-  std::atomic<int> on_caller{0};
-  std::atomic<int> done{0};
-  auto cb = [&](int64_t r) {
-    EXPECT_GE(r, 0);
-    if (std::this_thread::get_id() == caller) on_caller++;
-    done++;
-  };
-  e->write(*f, data, 0, SyncKind::kNone, cb);
-  EXPECT_EQ(done.load(), 1) << "the write had not completed when write() returned";
-  e->sync(*f, SyncKind::kData, cb);
-  e->sync(*f, SyncKind::kFull, cb);
-  EXPECT_EQ(done.load(), 3);
-  EXPECT_EQ(on_caller.load(), 3);
-  EXPECT_EQ(e->write(*f, data, 4096, SyncKind::kData), 4096);  // a chain, on the ring
-  std::atomic<bool> chained{false};
-  e->write(*f, data, 8192, SyncKind::kData, [&](int64_t r) {
-    EXPECT_EQ(r, 4096);
-    EXPECT_NE(std::this_thread::get_id(), caller);
-    chained = true;
-  });
-  f.reset();  // waits for the chain
-  EXPECT_TRUE(chained.load());
-  auto s = e->stats();
-  EXPECT_NE(s.backend_notes.find("inline"), std::string::npos) << s.backend_notes;
-  EXPECT_EQ(s.op(OpKind::kWrite).count, 1u);
-  EXPECT_EQ(s.op(OpKind::kFdatasync).count, 1u);
-  EXPECT_EQ(s.op(OpKind::kFsync).count, 1u);
-  EXPECT_EQ(s.op(OpKind::kWriteFdatasync).count, 2u);
-  EXPECT_EQ(slurp(d / "i").size(), 3u * 4096);
+  for (InlineOps mode : {InlineOps::kAll, InlineOps::kPageCache}) {
+    const bool syncs_inline = mode == InlineOps::kAll;
+    SCOPED_TRACE(syncs_inline ? "all" : "writes");
+    auto e = make_uring([mode](Options& o) { o.inline_ops = mode; });
+    if (!e) GTEST_SKIP() << "io_uring unavailable";
+    TempDir d;
+    auto f = e->adopt(open_file(d / "i"));
+    auto data = pattern(4096, 21);
+    const auto caller = std::this_thread::get_id();
+    std::atomic<int> on_caller{0};
+    std::atomic<int> done{0};
+    auto cb = [&](int64_t r) {
+      EXPECT_GE(r, 0);
+      if (std::this_thread::get_id() == caller) on_caller++;
+      done++;
+    };
+    e->write(*f, data, 0, SyncKind::kNone, cb);
+    EXPECT_EQ(done.load(), 1) << "the write had not completed when write() returned";
+    // The inline write took the caller's bytes without a copy into a registered buffer.
+    EXPECT_EQ(e->stats().fixed_buffer_writes, 0u);
+    EXPECT_EQ(e->stats().copied_writes, 0u);
+    EXPECT_EQ(e->sync(*f, SyncKind::kData), 0);
+    e->sync(*f, SyncKind::kFull, cb);
+    if (!syncs_inline) f.reset();  // waits for the sync on the engine's side
+    EXPECT_EQ(done.load(), 2);
+    EXPECT_EQ(on_caller.load(), syncs_inline ? 2 : 1);
+    if (!f) f = e->adopt(open_file(d / "i"));
+    EXPECT_EQ(e->write(*f, data, 4096, SyncKind::kData), 4096);  // a chain, on the ring
+    std::atomic<bool> chained{false};
+    e->write(*f, data, 8192, SyncKind::kData, [&](int64_t r) {
+      EXPECT_EQ(r, 4096);
+      EXPECT_NE(std::this_thread::get_id(), caller);
+      chained = true;
+    });
+    f.reset();  // waits for the chain
+    EXPECT_TRUE(chained.load());
+    auto s = e->stats();
+    EXPECT_NE(s.backend_notes.find(syncs_inline ? "writes, reads and syncs inline"
+                                                : "writes and reads inline"),
+              std::string::npos)
+        << s.backend_notes;
+    EXPECT_EQ(s.op(OpKind::kWrite).count, 1u);
+    EXPECT_EQ(s.op(OpKind::kFdatasync).count, 1u);
+    EXPECT_EQ(s.op(OpKind::kFsync).count, 1u);
+    EXPECT_EQ(s.op(OpKind::kWriteFdatasync).count, 2u);
+    EXPECT_EQ(slurp(d / "i").size(), 3u * 4096);
+  }
 }
 
 // Sync-only ops run on the engine's sync threads (no CQE), or on the ring when asked;

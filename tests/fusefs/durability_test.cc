@@ -72,7 +72,8 @@ constexpr char kStrictNoDirsync[] = "allow_other,sync,nodirsync";
 constexpr char kDirsync[] = "allow_other,dirsync";
 constexpr char kWriteback[] = "allow_other,writeback_cache";
 constexpr char kCloseWriteback[] = "allow_other,durability=close,writeback_cache";
-constexpr char kInlineIo[] = "allow_other,inline_io,durability=close,dirsync";
+constexpr char kInlineIo[] = "allow_other,inline_io=all,durability=close,dirsync";
+constexpr char kHandOff[] = "allow_other,inline_io=off";
 
 using NoneMode = MountedWith<kNone>;
 using CloseMode = MountedWith<kClose>;
@@ -82,6 +83,7 @@ using DirsyncMount = MountedWith<kDirsync>;
 using WritebackMount = MountedWith<kWriteback>;
 using CloseWriteback = MountedWith<kCloseWriteback>;
 using InlineIo = MountedWith<kInlineIo>;
+using HandOff = MountedWith<kHandOff>;
 
 TEST_F(DurabilityTest, FsyncMode_WritesAreNotSyncedUntilTheAppSyncs) {
   EXPECT_EQ(json_word(stats(), "durability"), "fsync");
@@ -367,6 +369,40 @@ TEST_F(InlineIo, WritesSyncsCloseAndDirsyncWorkInline) {
   EXPECT_EQ(engine_count("fdatasync"), 2u);  // the app's, and the one at close
   // The create, the mkdir, and the rename's two parents.
   EXPECT_EQ(fuse_count("dir_syncs"), 4u);
+}
+
+// By default a plain write runs on the FUSE worker, straight from the request's bytes (no
+// registered buffer); an O_DSYNC write, a chain that waits for the device, goes to the ring
+// in a registered buffer. inline_io=off sends plain writes to the ring too.
+TEST_F(DurabilityTest, PlainWritesRunOnTheWorker_ChainsGoToTheRing) {
+  const std::string s0 = stats();
+  EXPECT_NE(json_word(s0, "notes").find("plain writes and reads inline"), std::string::npos)
+      << s0;
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  for (int i = 0; i < 3; ++i) write_at(fd, std::string(4096, 'a' + i), i * 4096);
+  int dsync = open_mnt("g", O_CREAT | O_WRONLY | O_DSYNC);
+  write_at(dsync, "durable", 0);
+  ::close(dsync);
+  ::close(fd);
+  const std::string s1 = stats();
+  EXPECT_EQ(json_number(s1, {"engine", "ops", "write", "count"}), 3u);
+  EXPECT_EQ(json_number(s1, {"engine", "inline_ops"}), 3u);
+  EXPECT_EQ(json_number(s1, {"engine", "ops", "write+fdatasync", "count"}), 1u);
+  EXPECT_EQ(json_number(s1, {"engine", "fixed_buffer_writes"}), 1u) << s1;
+  EXPECT_EQ(read_file(backing_ + "/f"), std::string(4096, 'a') + std::string(4096, 'b') +
+                                            std::string(4096, 'c'));
+  EXPECT_EQ(read_file(backing_ + "/g"), "durable");
+}
+
+TEST_F(HandOff, PlainWritesGoToTheEngineThreads) {
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  for (int i = 0; i < 3; ++i) write_at(fd, std::string(4096, 'a' + i), i * 4096);
+  ::close(fd);
+  const std::string s = stats();
+  EXPECT_EQ(json_number(s, {"engine", "ops", "write", "count"}), 3u);
+  EXPECT_EQ(json_number(s, {"engine", "inline_ops"}), 0u);
+  EXPECT_EQ(json_word(s, "notes").find("inline"), std::string::npos) << s;
+  EXPECT_EQ(read_file(backing_ + "/f").size(), 3u * 4096);
 }
 
 TEST_F(DurabilityTest, LiveSwitch_AppliesToOperationsThatStartAfterIt) {

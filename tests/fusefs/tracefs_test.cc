@@ -30,6 +30,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -97,8 +98,8 @@ struct Stats {
 // A trace reduced to what the tests reason about, in order.
 struct Item {
   // kSyscall: an fsync/fdatasync the daemon made itself (the engine runs standalone syncs
-  // on its sync threads); kComplete ends a kSubmit (same ring and user_data) or a kSyscall
-  // (same thread).
+  // on its sync threads), or a pwrite64 (plain writes run on the FUSE worker); kComplete
+  // ends a kSubmit (same ring and user_data) or a sync kSyscall (same thread).
   enum Kind { kMark, kSubmit, kSyscall, kComplete, kFlush };
   explicit Item(Kind k, std::string t = "") : kind(k), text(std::move(t)) {}
   Kind kind;
@@ -122,6 +123,8 @@ std::vector<Item> timeline(const std::vector<TraceEvent>& events) {
       Item i{Item::kSyscall, e.name.substr(std::strlen("sys_enter_"))};
       i.key = "thread " + std::to_string(e.pid);
       out.push_back(i);
+    } else if (e.name == "sys_enter_pwrite64") {
+      out.emplace_back(Item::kSyscall, "pwrite64");
     } else if (e.name == "sys_exit_fsync" || e.name == "sys_exit_fdatasync") {
       Item i{Item::kComplete};
       i.key = "thread " + std::to_string(e.pid);
@@ -144,11 +147,14 @@ std::vector<Item> timeline(const std::vector<TraceEvent>& events) {
 
 // The engine's other submissions (the READ of its wake-up eventfd) are not I/O on files.
 bool is_write(const Item& i) {
-  return i.kind == Item::kSubmit && (i.text == "WRITE" || i.text == "WRITE_FIXED");
+  return (i.kind == Item::kSubmit && (i.text == "WRITE" || i.text == "WRITE_FIXED")) ||
+         (i.kind == Item::kSyscall && i.text == "pwrite64");
 }
 bool is_ring_fsync(const Item& i) { return i.kind == Item::kSubmit && i.text == "FSYNC"; }
 // A sync the daemon started, on the ring or as a syscall of one of its threads.
-bool is_sync(const Item& i) { return is_ring_fsync(i) || i.kind == Item::kSyscall; }
+bool is_sync(const Item& i) {
+  return is_ring_fsync(i) || (i.kind == Item::kSyscall && i.text != "pwrite64");
+}
 
 size_t count_if(const std::vector<Item>& items, bool (*pred)(const Item&)) {
   return static_cast<size_t>(std::count_if(items.begin(), items.end(), pred));
@@ -185,11 +191,13 @@ class TraceFixture : public MountFixture {
   static constexpr const char* kEvents[] = {
       "io_uring/io_uring_submit_req", "io_uring/io_uring_complete",   "syscalls/sys_enter_fsync",
       "syscalls/sys_exit_fsync",      "syscalls/sys_enter_fdatasync", "syscalls/sys_exit_fdatasync",
-      "block/block_rq_issue"};
+      "syscalls/sys_enter_pwrite64",  "block/block_rq_issue"};
 
   virtual std::string mode_options() const = 0;
+  // Two FUSE workers, never more, never fewer (threads=2 is also the idle limit): the
+  // pid filter below then covers every thread that can write or sync.
   std::string mount_options() const override {
-    return "allow_other,default_permissions," + mode_options();
+    return "allow_other,default_permissions,threads=2," + mode_options();
   }
 
   void SetUp() override {
@@ -217,17 +225,17 @@ class TraceFixture : public MountFixture {
     for (const char* e : kEvents) {
       if (!trace_->has_event(e)) GTEST_SKIP() << "this kernel has no trace event " << e;
     }
-    // Submissions come from the engine's owner thread and standalone syncs from its sync
-    // threads, all threads of the daemon that exist once the mount is up; completions are
-    // posted by the owner or by the ring's io-wq workers, which the kernel starts later.
+    // Submissions come from the engine's owner thread, standalone syncs from its sync
+    // threads and plain writes from the FUSE workers; libfuse started the second worker for
+    // the stats request above, so all of them exist now. Completions are posted by the
+    // owner or by the ring's io-wq workers, which the kernel starts later.
+    threads_ = daemon_threads();
     std::string pids;
-    for (const auto& t :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(daemon_) + "/task")) {
-      pids += (pids.empty() ? "" : " || ") + ("common_pid == " + t.path().filename().string());
-    }
+    for (const auto& t : threads_) pids += (pids.empty() ? "" : " || ") + ("common_pid == " + t);
     ASSERT_EQ(trace_->set_filter("io_uring/io_uring_submit_req", pids), 0);
     for (const char* e : {"syscalls/sys_enter_fsync", "syscalls/sys_exit_fsync",
-                          "syscalls/sys_enter_fdatasync", "syscalls/sys_exit_fdatasync"}) {
+                          "syscalls/sys_enter_fdatasync", "syscalls/sys_exit_fdatasync",
+                          "syscalls/sys_enter_pwrite64"}) {
       ASSERT_EQ(trace_->set_filter(e, pids), 0) << e;
     }
     ASSERT_EQ(trace_->set_filter("io_uring/io_uring_complete", pids + " || comm ~ \"iou-wrk*\""),
@@ -266,6 +274,7 @@ class TraceFixture : public MountFixture {
   // Stops recording and returns the trace.
   std::vector<Item> finish() {
     trace_->stop();
+    EXPECT_EQ(daemon_threads(), threads_) << "the daemon started threads the trace did not follow";
     after_ = stats();
     std::vector<Item> items = timeline(trace_->events());
     full_ = describe(items);
@@ -319,7 +328,20 @@ class TraceFixture : public MountFixture {
 
   std::string file(const std::string& name) const { return mnt_ + "/" + name; }
 
+  // The daemon's own threads, without the kernel's io_uring workers (iou-wrk-*, iou-sqp-*),
+  // which only ever complete.
+  std::set<std::string> daemon_threads() const {
+    std::set<std::string> tids;
+    for (const auto& t :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(daemon_) + "/task")) {
+      if (slurp(t.path().string() + "/comm").starts_with("iou-")) continue;
+      tids.insert(t.path().filename().string());
+    }
+    return tids;
+  }
+
   std::unique_ptr<TraceInstance> trace_;
+  std::set<std::string> threads_;  // the daemon's, when the filters were set
   std::string disk_;
   bool volatile_cache_ = false;
   Stats before_, after_;

@@ -13,6 +13,7 @@ namespace fsysfs::mount {
 namespace {
 
 using engine::BackendKind;
+using engine::InlineOps;
 
 Settings parse(std::initializer_list<std::string_view> options) {
   Settings s;
@@ -84,7 +85,12 @@ const std::vector<GoodCase>& good_cases() {
        [](const Settings& s) { return s.config.engine.ring_sync_threads == 8; }},
       {"nvme_flush=off", [](const Settings& s) { return !s.config.engine.nvme_flush; }},
       {"keep_cache=off", [](const Settings& s) { return !s.config.keep_cache; }},
-      {"inline_io", [](const Settings& s) { return s.config.engine.inline_ops; }},
+      {"inline_io=writes",
+       [](const Settings& s) { return s.config.engine.inline_ops == InlineOps::kPageCache; }},
+      {"inline_io=all",
+       [](const Settings& s) { return s.config.engine.inline_ops == InlineOps::kAll; }},
+      {"inline_io=all,inline_io=off",
+       [](const Settings& s) { return s.config.engine.inline_ops == InlineOps::kNone; }},
       {"ro", [](const Settings& s) { return s.config.read_only; }},
       {"ro,rw", [](const Settings& s) { return !s.config.read_only; }},
       {"noexec", [](const Settings& s) { return s.config.no_exec; }},
@@ -134,7 +140,7 @@ TEST(MountOptions, Defaults_MatchConfigAndEngineDefaults) {
   EXPECT_EQ(s.config.engine.fixed_files, config.engine.fixed_files);
   EXPECT_TRUE(s.config.engine.nvme_flush);
   EXPECT_TRUE(s.config.keep_cache);
-  EXPECT_FALSE(s.config.engine.inline_ops);
+  EXPECT_EQ(s.config.engine.inline_ops, config.engine.inline_ops);
   EXPECT_FALSE(s.config.read_only);
   EXPECT_FALSE(s.config.no_exec);
   EXPECT_EQ(s.log_level, spdlog::level::info);
