@@ -18,6 +18,8 @@ ORIG_ARGS=("$@")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 ALL_TARGETS="backing fsysfs fsysfs-wb passthrough_ll mergerfs bindfs"
+# A/B variants of fsysfs, run only when --targets names them.
+EXTRA_TARGETS="fsysfs-handoff fsysfs-nodp"
 ALL_WORKLOADS="rw1 rw4 dsync seqw seqr rrwarm rrcold meta sqlite tar"
 
 rounds=3
@@ -37,6 +39,7 @@ usage: bench/peers.sh [options]
   --rounds N       interleaved rounds [3]
   --seconds S      run time of the time-based cells [5]
   --targets LIST   comma-separated subset of: ${ALL_TARGETS// /,}
+                   plus the A/B variants ${EXTRA_TARGETS// /,}
                    (backing is always included: every ratio is to it)
   --dir DIR        where the backing directories and mount points go; must not be tmpfs
                    [/var/tmp]
@@ -92,7 +95,8 @@ meta_file_bytes=1024
 # Deduplicate while keeping order; check names.
 declare -a T=()
 for t in $targets; do
-  [[ " $ALL_TARGETS " == *" $t "* ]] || die "unknown target '$t' (known: $ALL_TARGETS)"
+  [[ " $ALL_TARGETS $EXTRA_TARGETS " == *" $t "* ]] ||
+    die "unknown target '$t' (known: $ALL_TARGETS $EXTRA_TARGETS)"
   [[ " ${T[*]-} " == *" $t "* ]] || T+=("$t")
 done
 
@@ -161,6 +165,11 @@ mount_target() {
     backing) DIR[$t]=$b; return 0 ;;
     fsysfs) CMD[$t]="$fsysfs_bin -f -o allow_other $b $m" ;;
     fsysfs-wb) CMD[$t]="$fsysfs_bin -f -o allow_other,writeback_cache $b $m" ;;
+    # Every write through the engine's ring, as before inline_io=writes became the default.
+    fsysfs-handoff) CMD[$t]="$fsysfs_bin -f -o allow_other,inline_io=off $b $m" ;;
+    # Without the kernel's permission checks, as passthrough_ll runs: not safe for a mount
+    # that other users share, but it shows what default_permissions costs.
+    fsysfs-nodp) CMD[$t]="$fsysfs_bin -f -o allow_other,no_default_permissions $b $m" ;;
     passthrough_ll) CMD[$t]="$pt_bin -f -o allow_other,source=$b $m" ;;
     # mergerfs's documented set for "you don't need mmap" (no page cache of its own, so
     # writes and fsyncs reach the branch one for one), plus security_capability=false from its
