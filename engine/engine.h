@@ -120,9 +120,9 @@ class Engine {
   Buffer acquire_buffer() noexcept;
 
   // --- asynchronous API: `done` runs once, on an engine thread --------------------------
-  // Writes `data` (copied, or written when it runs inline, before returning) at `off`, then syncs it if `sync` says so, as
-  // one linked chain on the ring. The result is the byte count, or the first error. A
-  // chain whose write lands only in part syncs that part and reports its length.
+  // Writes `data` (copied, or written when it runs inline, before returning) at `off`, then syncs
+  // it if `sync` says so, as one linked chain on the ring. The result is the byte count, or the
+  // first error. A chain whose write lands only in part syncs that part and reports its length.
   void write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
              Completion done);
   // Writes the first `len` bytes of a leased buffer (WRITE_FIXED on the ring).

@@ -75,7 +75,8 @@ class Stats {
   void fill(StatsSnapshot& s) const;
 
   std::atomic<uint64_t> fixed_buffer_writes{0}, copied_writes{0}, inline_ops{0}, raw_fd_ops{0},
-      short_writes{0}, sq_full{0}, submits{0}, sqes{0}, cqes{0}, nvme_flush_errors{0}, owner_sleeps{0};
+      short_writes{0}, sq_full{0}, submits{0}, sqes{0}, cqes{0}, nvme_flush_errors{0},
+      owner_sleeps{0};
 
  private:
   struct PerOp {

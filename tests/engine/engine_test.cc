@@ -482,15 +482,14 @@ TEST_P(EngineTest, Shutdown_CompletesEveryQueuedOp) {
     EXPECT_EQ(slurp(dir_ / ("s" + std::to_string(i))).size(), 250u * 1024);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, EngineTest,
-                         ::testing::Values(Variant{BackendKind::kUring, 4, "Uring"},
-                                           Variant{BackendKind::kSync, 4, "Sync"},
-                                           Variant{BackendKind::kUring, 0, "UringRingSyncs"},
-                                           Variant{BackendKind::kUring, 4, "UringInlineWrites",
-                                                   InlineOps::kPageCache},
-                                           Variant{BackendKind::kUring, 4, "UringInline",
-                                                   InlineOps::kAll}),
-                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Backends, EngineTest,
+    ::testing::Values(Variant{BackendKind::kUring, 4, "Uring"},
+                      Variant{BackendKind::kSync, 4, "Sync"},
+                      Variant{BackendKind::kUring, 0, "UringRingSyncs"},
+                      Variant{BackendKind::kUring, 4, "UringInlineWrites", InlineOps::kPageCache},
+                      Variant{BackendKind::kUring, 4, "UringInline", InlineOps::kAll}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 // An io_uring engine without NVMe flushes, with `tweak` applied; nullptr without a ring.
 std::unique_ptr<Engine> make_uring(const std::function<void(Options&)>& tweak) {

@@ -376,8 +376,7 @@ TEST_F(InlineIo, WritesSyncsCloseAndDirsyncWorkInline) {
 // in a registered buffer. inline_io=off sends plain writes to the ring too.
 TEST_F(DurabilityTest, PlainWritesRunOnTheWorker_ChainsGoToTheRing) {
   const std::string s0 = stats();
-  EXPECT_NE(json_word(s0, "notes").find("plain writes and reads inline"), std::string::npos)
-      << s0;
+  EXPECT_NE(json_word(s0, "notes").find("plain writes and reads inline"), std::string::npos) << s0;
   int fd = open_mnt("f", O_CREAT | O_WRONLY);
   for (int i = 0; i < 3; ++i) write_at(fd, std::string(4096, 'a' + i), i * 4096);
   int dsync = open_mnt("g", O_CREAT | O_WRONLY | O_DSYNC);
@@ -389,8 +388,8 @@ TEST_F(DurabilityTest, PlainWritesRunOnTheWorker_ChainsGoToTheRing) {
   EXPECT_EQ(json_number(s1, {"engine", "inline_ops"}), 3u);
   EXPECT_EQ(json_number(s1, {"engine", "ops", "write+fdatasync", "count"}), 1u);
   EXPECT_EQ(json_number(s1, {"engine", "fixed_buffer_writes"}), 1u) << s1;
-  EXPECT_EQ(read_file(backing_ + "/f"), std::string(4096, 'a') + std::string(4096, 'b') +
-                                            std::string(4096, 'c'));
+  EXPECT_EQ(read_file(backing_ + "/f"),
+            std::string(4096, 'a') + std::string(4096, 'b') + std::string(4096, 'c'));
   EXPECT_EQ(read_file(backing_ + "/g"), "durable");
 }
 

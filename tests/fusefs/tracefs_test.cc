@@ -233,9 +233,9 @@ class TraceFixture : public MountFixture {
     std::string pids;
     for (const auto& t : threads_) pids += (pids.empty() ? "" : " || ") + ("common_pid == " + t);
     ASSERT_EQ(trace_->set_filter("io_uring/io_uring_submit_req", pids), 0);
-    for (const char* e : {"syscalls/sys_enter_fsync", "syscalls/sys_exit_fsync",
-                          "syscalls/sys_enter_fdatasync", "syscalls/sys_exit_fdatasync",
-                          "syscalls/sys_enter_pwrite64"}) {
+    for (const char* e :
+         {"syscalls/sys_enter_fsync", "syscalls/sys_exit_fsync", "syscalls/sys_enter_fdatasync",
+          "syscalls/sys_exit_fdatasync", "syscalls/sys_enter_pwrite64"}) {
       ASSERT_EQ(trace_->set_filter(e, pids), 0) << e;
     }
     ASSERT_EQ(trace_->set_filter("io_uring/io_uring_complete", pids + " || comm ~ \"iou-wrk*\""),
