@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -123,9 +124,19 @@ Op* Engine::new_op(File& f, Completion done) {
   return op;
 }
 
+Op* Engine::new_write_op(File& f, Completion done, SyncKind sync, std::byte* data, size_t len,
+                         uint64_t off) {
+  Op* op = new_op(f, std::move(done));
+  op->type = OpType::kWrite;
+  op->sync = sync;
+  op->data = data;
+  op->len = len;
+  op->off = off;
+  return op;
+}
+
 void Engine::submit(Op* op) noexcept {
   op->file->pending_.fetch_add(1, std::memory_order_relaxed);
-  // Chains stay on the backend: on the ring they are one linked submission.
   if (runs_inline(op->type, op->sync)) {
     stats_.inline_ops.fetch_add(1, std::memory_order_relaxed);
     complete(op, execute_blocking(*op));
@@ -152,13 +163,9 @@ bool Engine::runs_inline(OpType type, SyncKind sync) const noexcept {
 void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
                    Completion done) {
   if (runs_inline(OpType::kWrite, sync)) {
-    // Done before this returns: the caller's bytes need no copy.
-    Op* op = new_op(f, std::move(done));
-    op->type = OpType::kWrite;
-    op->data = const_cast<std::byte*>(data.data());  // only ever read from
-    op->len = data.size();
-    op->off = off;
-    submit(op);
+    // Done before this returns: the caller's bytes need no copy. Only ever read from.
+    submit(new_write_op(f, std::move(done), sync, const_cast<std::byte*>(data.data()), data.size(),
+                        off));
     return;
   }
   Buffer buf;
@@ -168,25 +175,16 @@ void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncK
     write(f, std::move(buf), data.size(), off, sync, std::move(done));
     return;
   }
-  Op* op = new_op(f, std::move(done));
-  op->type = OpType::kWrite;
-  op->sync = sync;
-  op->copy.reset(new std::byte[data.size() ? data.size() : 1]);
-  std::memcpy(op->copy.get(), data.data(), data.size());
-  op->data = op->copy.get();
-  op->len = data.size();
-  op->off = off;
+  std::unique_ptr<std::byte[]> copy(new std::byte[data.size() ? data.size() : 1]);
+  std::memcpy(copy.get(), data.data(), data.size());
+  Op* op = new_write_op(f, std::move(done), sync, copy.get(), data.size(), off);
+  op->copy = std::move(copy);
   stats_.copied_writes.fetch_add(1, std::memory_order_relaxed);
   submit(op);
 }
 
 void Engine::write(File& f, Buffer buf, size_t len, uint64_t off, SyncKind sync, Completion done) {
-  Op* op = new_op(f, std::move(done));
-  op->type = OpType::kWrite;
-  op->sync = sync;
-  op->data = buf.data();
-  op->len = len < buf.capacity() ? len : buf.capacity();
-  op->off = off;
+  Op* op = new_write_op(f, std::move(done), sync, buf.data(), std::min(len, buf.capacity()), off);
   op->buf = std::move(buf);
   stats_.fixed_buffer_writes.fetch_add(1, std::memory_order_relaxed);
   submit(op);

@@ -148,6 +148,8 @@ class Engine {
   friend class SyncBackend;
   friend class NvmeFlusher;
   Op* new_op(File& f, Completion done);
+  Op* new_write_op(File& f, Completion done, SyncKind sync, std::byte* data, size_t len,
+                   uint64_t off);
   void submit(Op* op) noexcept;
   // Whether Options::inline_ops runs such an op on the submitting thread.
   bool runs_inline(OpType type, SyncKind sync) const noexcept;

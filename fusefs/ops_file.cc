@@ -116,14 +116,7 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
       eng.write(*h.file, data, off, sync, std::move(done));
       return 0;
     }
-    engine::Buffer buf = eng.acquire_buffer();
-    if (buf && buf.capacity() >= len) {
-      fuse_bufvec dst = mem_bufvec(buf.data(), len);
-      ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
-      if (n < 0) return static_cast<int>(n);
-      eng.write(*h.file, std::move(buf), static_cast<size_t>(n), off, sync, std::move(done));
-      return 0;
-    }
+    // Several buffers or a pipe (only with SPLICE_READ, which init turns off).
     std::vector<std::byte> copy(len);
     fuse_bufvec dst = mem_bufvec(copy.data(), len);
     ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);

@@ -516,7 +516,7 @@ TEST(EngineInlineOps, PlainOpsCompleteOnTheCallerBeforeReturning_ChainsDoNot) {
     const bool syncs_inline = mode == InlineOps::kAll;
     SCOPED_TRACE(syncs_inline ? "all" : "writes");
     auto e = make_uring([mode](Options& o) { o.inline_ops = mode; });
-    if (!e) GTEST_SKIP() << "io_uring unavailable";
+    if (!e) GTEST_SKIP() << "this kernel has no io_uring";
     TempDir d;
     auto f = e->adopt(open_file(d / "i"));
     auto data = pattern(4096, 21);
@@ -567,7 +567,7 @@ TEST(EngineSyncThreads, SyncOnlyOpsLeaveTheRing_ErrorsStillReported) {
   for (unsigned threads : {4u, 0u}) {
     SCOPED_TRACE(threads);
     auto e = make_uring_syncs(threads);
-    if (!e) GTEST_SKIP() << "io_uring unavailable";
+    if (!e) GTEST_SKIP() << "this kernel has no io_uring";
     auto s0 = e->stats();
     EXPECT_EQ(s0.backend_notes.find("syncs on") != std::string::npos, threads > 0)
         << s0.backend_notes;
@@ -596,7 +596,7 @@ TEST(EngineSyncThreads, SyncOnlyOpsLeaveTheRing_ErrorsStillReported) {
 // File's destructor still waits for its syncs.
 TEST(EngineSyncThreads, ShutdownCompletesQueuedSyncs) {
   auto e = make_uring_syncs(2);
-  if (!e) GTEST_SKIP() << "io_uring unavailable";
+  if (!e) GTEST_SKIP() << "this kernel has no io_uring";
   TempDir d;
   std::vector<std::unique_ptr<File>> files;
   for (int i = 0; i < 4; ++i) files.push_back(e->adopt(open_file(d / ("f" + std::to_string(i)))));
@@ -681,7 +681,7 @@ TEST(EngineSetup, RingDeniedBySeccomp_AutoFallsBackAndSaysWhy) {
 
 TEST(EngineSetup, SqpollWhenAsked) {
   auto e = make_uring([](Options& o) { o.sqpoll = true; });
-  if (!e) GTEST_SKIP() << "io_uring unavailable";
+  if (!e) GTEST_SKIP() << "this kernel has no io_uring";
   auto s = e->stats();
   // Either SQPOLL is in use, or the notes say why it was refused and what runs instead.
   EXPECT_NE(s.backend_notes.find("SQPOLL"), std::string::npos) << s.backend_notes;

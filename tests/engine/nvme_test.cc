@@ -677,7 +677,7 @@ class EngineNvmeFlush : public NvmeRegistryTest, public ::testing::WithParamInte
     try {
       engine_ = std::make_unique<Engine>(o);
     } catch (const std::runtime_error&) {
-      GTEST_SKIP() << "io_uring unavailable";
+      GTEST_SKIP() << "this kernel has no io_uring";
     }
     int fd = ::open((files_ / "f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0);

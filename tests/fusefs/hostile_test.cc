@@ -496,7 +496,7 @@ TEST_F(Hostile, StaleFileHandle_IsEstale_WithoutTouchingTheFreedInode) {
   if (::name_to_handle_at(AT_FDCWD, victim.c_str(), fh, &mount_id, 0) != 0) {
     // A kernel or backing fs without file handles; anything else is a failure.
     ASSERT_EQ(errno, EOPNOTSUPP) << "name_to_handle_at: " << std::strerror(errno);
-    GTEST_SKIP() << "no file handles on this filesystem";
+    GTEST_SKIP() << "the backing filesystem has no file handles (EOPNOTSUPP)";
   }
   // Unlinking through the mount drops the kernel's last reference: FORGET follows.
   ASSERT_EQ(::unlink(victim.c_str()), 0);
