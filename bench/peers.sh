@@ -19,7 +19,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 ALL_TARGETS="backing fsysfs fsysfs-wb passthrough_ll mergerfs bindfs"
 # A/B variants of fsysfs, run only when --targets names them.
-EXTRA_TARGETS="fsysfs-handoff fsysfs-nodp"
+EXTRA_TARGETS="fsysfs-handoff fsysfs-writes fsysfs-nodp"
 ALL_WORKLOADS="rw1 rw4 dsync seqw seqr rrwarm rrcold meta sqlite tar"
 
 rounds=3
@@ -165,8 +165,10 @@ mount_target() {
     backing) DIR[$t]=$b; return 0 ;;
     fsysfs) CMD[$t]="$fsysfs_bin -f -o allow_other $b $m" ;;
     fsysfs-wb) CMD[$t]="$fsysfs_bin -f -o allow_other,writeback_cache $b $m" ;;
-    # Every write through the engine's ring, as before inline_io=writes became the default.
+    # Every write through the engine's ring.
     fsysfs-handoff) CMD[$t]="$fsysfs_bin -f -o allow_other,inline_io=off $b $m" ;;
+    # Plain writes on the FUSE worker; syncs and write+sync chains on the engine's threads.
+    fsysfs-writes) CMD[$t]="$fsysfs_bin -f -o allow_other,inline_io=writes $b $m" ;;
     # Without the kernel's permission checks, as passthrough_ll runs: not safe for a mount
     # that other users share, but it shows what default_permissions costs.
     fsysfs-nodp) CMD[$t]="$fsysfs_bin -f -o allow_other,no_default_permissions $b $m" ;;

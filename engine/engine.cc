@@ -135,44 +135,60 @@ Op* Engine::new_write_op(File& f, Completion done, SyncKind sync, std::byte* dat
   return op;
 }
 
-void Engine::submit(Op* op) noexcept {
+void Engine::submit(Op* op) noexcept { submit(op, take_inline(op->type, op->sync)); }
+
+void Engine::submit(Op* op, bool on_caller) noexcept {
   op->file->pending_.fetch_add(1, std::memory_order_relaxed);
-  if (runs_inline(op->type, op->sync)) {
-    stats_.inline_ops.fetch_add(1, std::memory_order_relaxed);
-    complete(op, execute_blocking(*op));
+  if (!on_caller) {
+    backend_->submit(op);
     return;
   }
-  backend_->submit(op);
+  stats_.inline_ops.fetch_add(1, std::memory_order_relaxed);
+  const int64_t res = execute_blocking(*op);
+  if (op->syncs()) inline_waits_.fetch_sub(1, std::memory_order_relaxed);
+  complete(op, res);
 }
 
-bool Engine::runs_inline(OpType type, SyncKind sync) const noexcept {
+bool Engine::take_inline(OpType type, SyncKind sync) noexcept {
+  const bool waits = sync != SyncKind::kNone;
+  bool on_caller = false;
   switch (type) {
     case OpType::kWrite:
-      // Chains stay on the backend: on the ring they are one linked submission.
-      return sync == SyncKind::kNone && options_.inline_ops != InlineOps::kNone;
+      on_caller =
+          waits ? options_.inline_ops == InlineOps::kAll : options_.inline_ops != InlineOps::kNone;
+      break;
     case OpType::kRead:
       return options_.inline_ops != InlineOps::kNone;
     case OpType::kSync:
-      return options_.inline_ops == InlineOps::kAll;
-    case OpType::kReleaseSlot:
+      on_caller = options_.inline_ops == InlineOps::kAll;
       break;
+    case OpType::kReleaseSlot:
+      return false;
   }
-  return false;
+  if (!on_caller || !waits) return on_caller;
+  for (unsigned n = inline_waits_.load(std::memory_order_relaxed);;) {
+    if (n >= options_.max_inline_waits) {
+      stats_.inline_overflow.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    if (inline_waits_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+  }
 }
 
 void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
                    Completion done) {
-  if (runs_inline(OpType::kWrite, sync)) {
+  if (take_inline(OpType::kWrite, sync)) {
     // Done before this returns: the caller's bytes need no copy. Only ever read from.
     submit(new_write_op(f, std::move(done), sync, const_cast<std::byte*>(data.data()), data.size(),
-                        off));
+                        off),
+           true);
     return;
   }
   Buffer buf;
   if (data.size() <= (pool_ ? pool_->buffer_size() : 0)) buf = acquire_buffer();
   if (buf) {
     std::memcpy(buf.data(), data.data(), data.size());
-    write(f, std::move(buf), data.size(), off, sync, std::move(done));
+    submit(new_write_op(f, std::move(done), sync, std::move(buf), data.size(), off), false);
     return;
   }
   std::unique_ptr<std::byte[]> copy(new std::byte[data.size() ? data.size() : 1]);
@@ -180,14 +196,19 @@ void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncK
   Op* op = new_write_op(f, std::move(done), sync, copy.get(), data.size(), off);
   op->copy = std::move(copy);
   stats_.copied_writes.fetch_add(1, std::memory_order_relaxed);
-  submit(op);
+  submit(op, false);
 }
 
 void Engine::write(File& f, Buffer buf, size_t len, uint64_t off, SyncKind sync, Completion done) {
+  submit(new_write_op(f, std::move(done), sync, std::move(buf), len, off));
+}
+
+Op* Engine::new_write_op(File& f, Completion done, SyncKind sync, Buffer buf, size_t len,
+                         uint64_t off) {
   Op* op = new_write_op(f, std::move(done), sync, buf.data(), std::min(len, buf.capacity()), off);
   op->buf = std::move(buf);
   stats_.fixed_buffer_writes.fetch_add(1, std::memory_order_relaxed);
-  submit(op);
+  return op;
 }
 
 void Engine::read(File& f, std::span<std::byte> into, uint64_t off, Completion done) {
@@ -253,7 +274,7 @@ StatsSnapshot Engine::stats() const {
   if (options_.inline_ops == InlineOps::kPageCache) {
     s.backend_notes += "; plain writes and reads inline";
   } else if (options_.inline_ops == InlineOps::kAll) {
-    s.backend_notes += "; plain writes, reads and syncs inline";
+    s.backend_notes += "; writes, reads, syncs and write+sync chains inline";
   }
   if (pool_) {
     s.buffers_total = pool_->count();

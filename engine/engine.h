@@ -121,8 +121,9 @@ class Engine {
 
   // --- asynchronous API: `done` runs once, on an engine thread --------------------------
   // Writes `data` (copied, or written when it runs inline, before returning) at `off`, then syncs
-  // it if `sync` says so, as one linked chain on the ring. The result is the byte count, or the
-  // first error. A chain whose write lands only in part syncs that part and reports its length.
+  // it if `sync` says so: one linked chain on the ring, or pwrite then the sync when it runs
+  // inline. The result is the byte count, or the first error. A chain whose write lands only in
+  // part syncs that part and reports its length.
   void write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
              Completion done);
   // Writes the first `len` bytes of a leased buffer (WRITE_FIXED on the ring).
@@ -150,9 +151,13 @@ class Engine {
   Op* new_op(File& f, Completion done);
   Op* new_write_op(File& f, Completion done, SyncKind sync, std::byte* data, size_t len,
                    uint64_t off);
+  Op* new_write_op(File& f, Completion done, SyncKind sync, Buffer buf, size_t len, uint64_t off);
+  // Runs `op` on the calling thread when take_inline allows, else hands it to the backend.
   void submit(Op* op) noexcept;
-  // Whether Options::inline_ops runs such an op on the submitting thread.
-  bool runs_inline(OpType type, SyncKind sync) const noexcept;
+  void submit(Op* op, bool on_caller) noexcept;
+  // Whether Options::inline_ops runs such an op on the submitting thread; one that waits for
+  // the device also takes one of the max_inline_waits places, which submit gives back.
+  bool take_inline(OpType type, SyncKind sync) noexcept;
   // Ends an op whose I/O is done: stats, the NVMe FLUSH hop for
   // a successful sync, the caller's completion, then the file's pending count. Engine threads only.
   void complete(Op* op, int64_t res) noexcept;
@@ -165,7 +170,8 @@ class Engine {
   // Declared before backend_: the pool (registered buffers) must outlive the ring.
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<NvmeFlusher> flusher_;
-  std::shared_ptr<Backend> backend_;  // shared with Files, which may outlive the Engine
+  std::shared_ptr<Backend> backend_;       // shared with Files, which may outlive the Engine
+  std::atomic<unsigned> inline_waits_{0};  // device waits running inline now
 };
 
 }  // namespace fsysfs::engine

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,13 +12,13 @@ class NvmeRegistry;
 
 enum class BackendKind { kAuto, kUring, kSync };
 
-// Which engine ops run on the calling thread (Options::inline_ops). Linked write+sync
-// chains always go to the backend: on the ring they are one submission.
+// Which engine ops run on the calling thread (Options::inline_ops).
 enum class InlineOps : uint8_t {
   kNone,       // every op goes to the backend's threads
-  kPageCache,  // plain writes and reads, which end in the page cache; syncs wait for the
-               // device on engine threads
-  kAll,        // also sync-only ops
+  kPageCache,  // plain writes and reads, which end in the page cache; syncs and write+sync
+               // chains wait for the device on engine threads (a chain as one linked
+               // submission on the ring)
+  kAll,        // every op: a chain becomes pwrite then fdatasync/fsync on the caller
 };
 
 // Everything an Engine can be configured with. Defaults suit a FUSE daemon on a small
@@ -43,6 +44,10 @@ struct Options {
   // itself. Saves the hand-off to an engine thread (a wake-up of 20-25 us on an idle vCPU)
   // and holds the caller's thread for the duration of the syscall instead.
   InlineOps inline_ops = InlineOps::kNone;
+  // At most this many ops that wait for the device (syncs, write+sync chains) run inline
+  // at once; more go to the backend's threads meanwhile, so callers that must stay free
+  // for other work (a FUSE daemon's last worker) never all wait on the device.
+  unsigned max_inline_waits = UINT_MAX;
   // Send an NVMe FLUSH after every successful sync on a file whose device allows it.
   bool nvme_flush = true;
   // Where NVMe devices are looked up; nullptr builds one from /sys and /dev (tests inject

@@ -57,6 +57,7 @@ struct StatsSnapshot {
   uint64_t fixed_buffer_writes = 0;  // WRITE_FIXED from a registered buffer
   uint64_t copied_writes = 0;        // pool exhausted: plain WRITE from a private copy
   uint64_t inline_ops = 0;           // run on the caller's thread (Options::inline_ops)
+  uint64_t inline_overflow = 0;      // to the backend: max_inline_waits were waiting inline
   uint64_t raw_fd_ops = 0;           // no fixed-file slot: the raw fd was used
   uint64_t short_writes = 0;         // remainder resubmitted
   uint64_t sq_full = 0;              // a chain did not fit: submitted early
@@ -74,9 +75,9 @@ class Stats {
   void reset() noexcept;
   void fill(StatsSnapshot& s) const;
 
-  std::atomic<uint64_t> fixed_buffer_writes{0}, copied_writes{0}, inline_ops{0}, raw_fd_ops{0},
-      short_writes{0}, sq_full{0}, submits{0}, sqes{0}, cqes{0}, nvme_flush_errors{0},
-      owner_sleeps{0};
+  std::atomic<uint64_t> fixed_buffer_writes{0}, copied_writes{0}, inline_ops{0}, inline_overflow{0},
+      raw_fd_ops{0}, short_writes{0}, sq_full{0}, submits{0}, sqes{0}, cqes{0},
+      nvme_flush_errors{0}, owner_sleeps{0};
 
  private:
   struct PerOp {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -51,6 +52,7 @@ Filesystem::~Filesystem() { shutdown(); }
 int Filesystem::start_engine() noexcept {
   try {
     engine::Options options = config_.engine;
+    options.max_inline_waits = std::min(options.max_inline_waits, config_.worker_threads() - 1);
     if (options.nvme_flush) {
       if (!options.nvme) {
         options.nvme = std::make_shared<engine::NvmeRegistry>(engine::NvmeRegistry::Config{});

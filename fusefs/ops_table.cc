@@ -37,8 +37,8 @@ void op_init(void* userdata, fuse_conn_info* conn) noexcept {
   // Reads splice from the backing fd into /dev/fuse.
   want_if_capable(conn, FUSE_CAP_SPLICE_WRITE);
   want_if_capable(conn, FUSE_CAP_SPLICE_MOVE);
-  // Write data is copied into an engine buffer either way; splicing it into a pipe first
-  // would only add syscalls.
+  // Write data is written from the request's bytes (or copied into an engine buffer for
+  // the ring); splicing it into a pipe first would only add syscalls.
   conn->want &= ~FUSE_CAP_SPLICE_READ;
   conn->want &= ~FUSE_CAP_POSIX_LOCKS;
   // The kernel keeps clearing suid/sgid itself (by setattr) on write and truncate.

@@ -134,10 +134,8 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     return 1;
   }
   fuse_loop_cfg_set_clone_fd(loop, config.clone_fd ? 1 : 0);
-  if (config.threads > 0) {
-    fuse_loop_cfg_set_max_threads(loop, config.threads);
-    fuse_loop_cfg_set_idle_threads(loop, config.threads);
-  }
+  fuse_loop_cfg_set_max_threads(loop, config.worker_threads());
+  if (config.threads > 0) fuse_loop_cfg_set_idle_threads(loop, config.threads);
   int rc = fuse_session_loop_mt(se.get(), loop);
   fuse_loop_cfg_destroy(loop);
 

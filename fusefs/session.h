@@ -13,7 +13,7 @@ namespace fsysfs::fusefs {
 struct Config {
   std::string backing;     // absolute, canonical path of the backing directory
   std::string mountpoint;  // absolute, canonical path of the mount point
-  unsigned threads = 0;    // FUSE worker threads; 0 = libfuse's default
+  unsigned threads = 0;    // most FUSE worker threads; 0 = kDefaultThreads, libfuse's default
   bool clone_fd = false;
   bool allow_other = false;
   bool default_permissions = false;
@@ -27,14 +27,19 @@ struct Config {
   // Initial values; both can change on the live mount through the control file.
   Durability durability = Durability::kFsync;
   DirSync dirsync = DirSync::kAuto;
-  // Plain writes run on the FUSE worker that received them (the page-cache copy costs less
-  // than waking an engine thread); syncs and write+sync chains, which wait for the device,
-  // go to the engine's threads.
+  // Every write and sync runs on the FUSE worker that received it: waking an engine thread
+  // costs more than the hand-off saves (docs/architecture.md). While a worker waits for the
+  // device, libfuse starts another to read requests, up to `threads`.
+  // At most worker_threads() - 1 of them wait for the device at once (the engine's threads
+  // take the rest), so one worker always reads requests.
   engine::Options engine = [] {
     engine::Options o;
-    o.inline_ops = engine::InlineOps::kPageCache;
+    o.inline_ops = engine::InlineOps::kAll;
     return o;
   }();
+
+  static constexpr unsigned kDefaultThreads = 10;
+  unsigned worker_threads() const noexcept { return threads ? threads : kDefaultThreads; }
 };
 
 // Mounts `config.backing` on `config.mountpoint` and serves requests until the mount is

@@ -179,13 +179,14 @@ std::vector<OptionSpec> build_table() {
       .value_syntax = "N",
       .section = OptionSection::kFsysfs,
       .runtime = false,
-      .help = "maximum number of FUSE worker threads",
+      .help = "maximum number of FUSE worker threads; with inline_io=all, all but one may wait "
+              "for the device at once, and further syncs go to the engine's threads",
       .apply =
           [](Settings& s, std::optional<std::string_view> v) {
             return set_unsigned(s.config.threads, *v, 1, 1024);
           },
       .show = [](const Settings& s) -> std::string {
-        return s.config.threads == 0 ? "libfuse's default" : std::to_string(s.config.threads);
+        return std::to_string(s.config.worker_threads());
       },
   });
   fs(bool_flag("clone_fd", "give each FUSE worker thread its own /dev/fuse descriptor",
@@ -256,8 +257,9 @@ std::vector<OptionSpec> build_table() {
       [](Settings& s) -> unsigned& { return s.config.engine.ring_sync_threads; }, 0, 256));
   fs(word_option<InlineOps>(
       "inline_io", "off|writes|all",
-      "run I/O on the FUSE worker that received it, as a passthrough does, instead of on "
-      "engine threads: writes runs plain writes there, all also fsyncs (chains stay on the ring)",
+      "where writes and syncs run: all on the FUSE worker that received them, as a passthrough "
+      "does; writes only plain writes there, handing syncs and write+sync chains to the engine's "
+      "threads and ring; off hands every write to the ring",
       [](Settings& s) -> InlineOps& { return s.config.engine.inline_ops; },
       std::array{Word<InlineOps>{"off", InlineOps::kNone},
                  Word<InlineOps>{"writes", InlineOps::kPageCache},

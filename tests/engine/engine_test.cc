@@ -105,6 +105,8 @@ class EngineTest : public ::testing::TestWithParam<Variant> {
   bool uring() const { return GetParam().backend == BackendKind::kUring; }
   // Plain writes and sync-only ops go through the ring (not run inline by the caller).
   bool ring_runs_plain_ops() const { return uring() && GetParam().inline_ops == InlineOps::kNone; }
+  // Linked write+sync chains go through the ring (inline only with InlineOps::kAll).
+  bool ring_runs_chains() const { return uring() && GetParam().inline_ops != InlineOps::kAll; }
 
   TempDir dir_;
   std::unique_ptr<Engine> engine_;
@@ -242,7 +244,8 @@ TEST_P(EngineTest, BufferPoolExhausted_FallsBackToPrivateCopy) {
   EXPECT_EQ(engine_->stats().buffers_used, 16u);
   auto data = pattern(8192, 4);
   ASSERT_EQ(engine_->write(*f, data, 0, SyncKind::kData), 8192);  // never blocks on the pool
-  EXPECT_EQ(engine_->stats().copied_writes, 1u);
+  // An inline chain writes from the caller's bytes and needs no copy.
+  EXPECT_EQ(engine_->stats().copied_writes, GetParam().inline_ops == InlineOps::kAll ? 0u : 1u);
   EXPECT_EQ(slurp(dir_ / "pool"), data);
   held.clear();
   EXPECT_EQ(engine_->stats().buffers_used, 0u);
@@ -323,7 +326,7 @@ TEST_P(EngineTest, MoreFilesThanFixedSlots) {
   for (int i = 0; i < 40; ++i)
     EXPECT_EQ(slurp(dir_ / ("m" + std::to_string(i))), pattern(1000, uint32_t(i * 7 + 2)));
   auto s = e->stats();
-  if (uring()) {
+  if (ring_runs_chains()) {
     EXPECT_EQ(s.fixed_files_total, 8u);
     EXPECT_EQ(s.fixed_files_used, 8u);
     EXPECT_GT(s.raw_fd_ops, 0u);
@@ -508,13 +511,13 @@ std::unique_ptr<Engine> make_uring_syncs(unsigned ring_sync_threads) {
   return make_uring([ring_sync_threads](Options& o) { o.ring_sync_threads = ring_sync_threads; });
 }
 
-// With inline_ops=kAll, plain writes and sync-only ops complete on the calling thread before
-// the call returns (no hand-off to an engine thread); with kPageCache only plain writes do.
-// A linked write+sync chain still goes to the ring and completes on the engine's side.
-TEST(EngineInlineOps, PlainOpsCompleteOnTheCallerBeforeReturning_ChainsDoNot) {
+// With inline_ops=kAll, every op completes on the calling thread before the call returns
+// (no hand-off to an engine thread), a write+sync chain as pwrite then fdatasync; with
+// kPageCache only plain writes do, and syncs and chains complete on the engine's side.
+TEST(EngineInlineOps, OpsCompleteOnTheCallerBeforeReturning) {
   for (InlineOps mode : {InlineOps::kAll, InlineOps::kPageCache}) {
-    const bool syncs_inline = mode == InlineOps::kAll;
-    SCOPED_TRACE(syncs_inline ? "all" : "writes");
+    const bool all = mode == InlineOps::kAll;
+    SCOPED_TRACE(all ? "all" : "writes");
     auto e = make_uring([mode](Options& o) { o.inline_ops = mode; });
     if (!e) GTEST_SKIP() << "this kernel has no io_uring";
     TempDir d;
@@ -535,30 +538,66 @@ TEST(EngineInlineOps, PlainOpsCompleteOnTheCallerBeforeReturning_ChainsDoNot) {
     EXPECT_EQ(e->stats().copied_writes, 0u);
     EXPECT_EQ(e->sync(*f, SyncKind::kData), 0);
     e->sync(*f, SyncKind::kFull, cb);
-    if (!syncs_inline) f.reset();  // waits for the sync on the engine's side
+    if (!all) f.reset();  // waits for the sync on the engine's side
     EXPECT_EQ(done.load(), 2);
-    EXPECT_EQ(on_caller.load(), syncs_inline ? 2 : 1);
+    EXPECT_EQ(on_caller.load(), all ? 2 : 1);
     if (!f) f = e->adopt(open_file(d / "i"));
-    EXPECT_EQ(e->write(*f, data, 4096, SyncKind::kData), 4096);  // a chain, on the ring
+    EXPECT_EQ(e->write(*f, data, 4096, SyncKind::kData), 4096);
     std::atomic<bool> chained{false};
     e->write(*f, data, 8192, SyncKind::kData, [&](int64_t r) {
       EXPECT_EQ(r, 4096);
-      EXPECT_NE(std::this_thread::get_id(), caller);
+      EXPECT_EQ(std::this_thread::get_id() == caller, all);
       chained = true;
     });
+    EXPECT_EQ(chained.load(), all) << "an inline chain completes before write() returns";
     f.reset();  // waits for the chain
     EXPECT_TRUE(chained.load());
     auto s = e->stats();
-    EXPECT_NE(s.backend_notes.find(syncs_inline ? "writes, reads and syncs inline"
-                                                : "writes and reads inline"),
+    EXPECT_NE(s.backend_notes.find(all ? "writes, reads, syncs and write+sync chains inline"
+                                       : "writes and reads inline"),
               std::string::npos)
         << s.backend_notes;
     EXPECT_EQ(s.op(OpKind::kWrite).count, 1u);
     EXPECT_EQ(s.op(OpKind::kFdatasync).count, 1u);
     EXPECT_EQ(s.op(OpKind::kFsync).count, 1u);
     EXPECT_EQ(s.op(OpKind::kWriteFdatasync).count, 2u);
+    // Only a chain on the ring leases a registered buffer.
+    EXPECT_EQ(s.fixed_buffer_writes, all ? 0u : 2u);
+    EXPECT_EQ(s.inline_ops, all ? 5u : 1u);
     EXPECT_EQ(slurp(d / "i").size(), 3u * 4096);
   }
+}
+
+// max_inline_waits bounds the ops that wait for the device inline; beyond it syncs and
+// chains go to the backend (counted as inline_overflow) while plain writes stay inline.
+TEST(EngineInlineOps, DeviceWaitsBeyondTheLimitGoToTheBackend) {
+  auto e = make_uring([](Options& o) {
+    o.inline_ops = InlineOps::kAll;
+    o.max_inline_waits = 0;
+  });
+  if (!e) GTEST_SKIP() << "this kernel has no io_uring";
+  TempDir d;
+  auto f = e->adopt(open_file(d / "l"));
+  auto data = pattern(4096, 5);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> on_caller{0};
+  Latch l(3);
+  auto cb = [&](int64_t r) {
+    EXPECT_GE(r, 0);
+    if (std::this_thread::get_id() == caller) on_caller++;
+    l.count_down();
+  };
+  e->write(*f, data, 0, SyncKind::kNone, cb);
+  e->sync(*f, SyncKind::kData, cb);
+  e->write(*f, data, 4096, SyncKind::kData, cb);
+  l.wait();
+  EXPECT_EQ(on_caller.load(), 1) << "only the plain write may run on the caller";
+  auto s = e->stats();
+  EXPECT_EQ(s.inline_ops, 1u);
+  EXPECT_EQ(s.inline_overflow, 2u);
+  EXPECT_EQ(s.fixed_buffer_writes, 1u);  // the chain, on the ring
+  f.reset();
+  EXPECT_EQ(slurp(d / "l").size(), 2u * 4096);
 }
 
 // Sync-only ops run on the engine's sync threads (no CQE), or on the ring when asked;

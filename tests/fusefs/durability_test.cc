@@ -74,6 +74,7 @@ constexpr char kWriteback[] = "allow_other,writeback_cache";
 constexpr char kCloseWriteback[] = "allow_other,durability=close,writeback_cache";
 constexpr char kInlineIo[] = "allow_other,inline_io=all,durability=close,dirsync";
 constexpr char kHandOff[] = "allow_other,inline_io=off";
+constexpr char kInlineWrites[] = "allow_other,inline_io=writes";
 
 using NoneMode = MountedWith<kNone>;
 using CloseMode = MountedWith<kClose>;
@@ -84,6 +85,7 @@ using WritebackMount = MountedWith<kWriteback>;
 using CloseWriteback = MountedWith<kCloseWriteback>;
 using InlineIo = MountedWith<kInlineIo>;
 using HandOff = MountedWith<kHandOff>;
+using InlineWrites = MountedWith<kInlineWrites>;
 
 TEST_F(DurabilityTest, FsyncMode_WritesAreNotSyncedUntilTheAppSyncs) {
   EXPECT_EQ(json_word(stats(), "durability"), "fsync");
@@ -294,11 +296,27 @@ TEST_F(StrictMode, FdatasyncAfterStrictWritesIsElided) {
   EXPECT_EQ(fuse_count("syncs_elided"), 1u);
 }
 
-// dirsync does not hold a FUSE worker while a directory sync is in flight. An outer mount
-// with one worker thread and dirsync has this test's mount as its BACKING, where a fault
-// rule holds the fsyncdir for 3 s: while a create in d/ waits for d's sync, a lookup in
-// the root (another directory: the kernel holds d locked for the create) is answered.
-TEST_F(DurabilityTest, DirsyncWaitsWithoutHoldingAWorker) {
+// Directory syncs in flight do not stop other requests. An outer mount with dirsync has
+// this test's mount as its BACKING, where a fault rule holds fsyncdir for 3 s: while
+// creates in d0/, d1/... wait for their directory's sync, a lookup in the root (another
+// directory: the kernel holds each dN locked for its create) is answered.
+// - inline_io=writes: the syncs wait on engine threads, so one FUSE worker is enough.
+// - The default: a sync waits on the worker that received it while fewer than threads - 1
+//   do (libfuse starts another worker to read requests); beyond that it goes to the
+//   engine's threads (inline_overflow), so the last worker is never held.
+struct OuterMount {
+  const char* name;
+  const char* options;
+  unsigned held_syncs;     // creates whose directory sync is held at once
+  bool overflow_expected;  // some of those syncs went to the engine's threads
+};
+
+void PrintTo(const OuterMount& m, std::ostream* os) { *os << m.name; }
+
+class DirsyncWait : public DurabilityTest, public ::testing::WithParamInterface<OuterMount> {};
+
+TEST_P(DirsyncWait, OtherRequestsAreAnsweredMeanwhile) {
+  const OuterMount& p = GetParam();
   const std::string bin = daemon_binary();
   // The real command line is under test; every build of this repository has it.
   ASSERT_EQ(bin.find("serve_helper"), std::string::npos) << "needs the fsysfs binary, not " << bin;
@@ -306,17 +324,20 @@ TEST_F(DurabilityTest, DirsyncWaitsWithoutHoldingAWorker) {
   const std::string outer = base_ + "/outer";
   ASSERT_EQ(::mkdir(inner.c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(outer.c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((inner + "/d").c_str(), 0755), 0);
+  for (unsigned i = 0; i < p.held_syncs; ++i) {
+    ASSERT_EQ(::mkdir((inner + "/d" + std::to_string(i)).c_str(), 0755), 0);
+  }
   write_file(inner + "/existing", "x");
   // The outer daemon runs in the foreground as our child, so that it has exited (and let
   // go of the inner mount) before the fixture unmounts the inner one.
+  const std::string options = std::string(p.options) + ",dirsync,log_file=" + log_;
   const pid_t outer_daemon = ::fork();
   ASSERT_GE(outer_daemon, 0);
   if (outer_daemon == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ::close_range(3, ~0u, 0);
-    ::execl(bin.c_str(), bin.c_str(), "-f", "-o", ("threads=1,dirsync,log_file=" + log_).c_str(),
-            inner.c_str(), outer.c_str(), static_cast<char*>(nullptr));
+    ::execl(bin.c_str(), bin.c_str(), "-f", "-o", options.c_str(), inner.c_str(), outer.c_str(),
+            static_cast<char*>(nullptr));
     _exit(127);
   }
   const auto mount_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -324,30 +345,46 @@ TEST_F(DurabilityTest, DirsyncWaitsWithoutHoldingAWorker) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ASSERT_TRUE(is_mounted(outer, "fuse.fsysfs"));
-  inject("op=fsyncdir,delay_ms=3000,count=1");
-  std::atomic<bool> created{false};
-  std::thread creator([&] {
-    int fd = ::open((outer + "/d/new").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd >= 0) ::close(fd);
-    created = fd >= 0;
-  });
-  // Until the outer daemon's directory sync is the one being held.
+  inject("op=fsyncdir,delay_ms=3000,count=" + std::to_string(p.held_syncs));
+  std::atomic<unsigned> created{0};
+  std::vector<std::thread> creators;
+  for (unsigned i = 0; i < p.held_syncs; ++i) {
+    creators.emplace_back([&, i] {
+      const std::string path = outer + "/d" + std::to_string(i) + "/new";
+      int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);
+      if (fd >= 0) created++;
+    });
+  }
+  // Until every one of the outer daemon's directory syncs is being held.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (fuse_count("faults_injected") == 0 && std::chrono::steady_clock::now() < deadline) {
+  while (fuse_count("faults_injected") < p.held_syncs &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  ASSERT_EQ(fuse_count("faults_injected"), 1u);
+  ASSERT_EQ(fuse_count("faults_injected"), p.held_syncs);
   struct stat st;
   EXPECT_EQ(::stat((outer + "/existing").c_str(), &st), 0) << std::strerror(errno);
-  // This mount counts the held fsyncdir as issued only once the hold is over.
-  EXPECT_EQ(fuse_count("syncs_issued"), 0u) << "the lookup waited for the create's directory sync";
-  creator.join();
-  EXPECT_TRUE(created.load());
+  // This mount counts a held fsyncdir as issued only once the hold is over.
+  EXPECT_EQ(fuse_count("syncs_issued"), 0u) << "the lookup waited for a create's directory sync";
+  for (auto& t : creators) t.join();
+  EXPECT_EQ(created.load(), p.held_syncs);
+  const std::string outer_stats = read_stats_json(outer);
+  EXPECT_EQ(json_number(outer_stats, {"engine", "inline_overflow"}) > 0, p.overflow_expected)
+      << outer_stats;
   EXPECT_EQ(run_program({"fusermount3", "-u", outer}), 0);
   int status = 0;
   ASSERT_EQ(::waitpid(outer_daemon, &status, 0), outer_daemon);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "outer daemon status " << status;
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Outer, DirsyncWait,
+    ::testing::Values(OuterMount{"HandOffOneWorker", "threads=1,inline_io=writes", 1, false},
+                      OuterMount{"InlineOneWorker", "threads=1", 1, true},
+                      OuterMount{"InlineTwoWorkersTwoSyncs", "threads=2", 2, true},
+                      OuterMount{"InlineDefaultThreads", "inline_io=all", 2, false}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 // inline_io: the engine runs plain writes and syncs on the FUSE worker, and their
 // completions (which reply) run before the engine call returns; replies, close syncs and
@@ -371,12 +408,33 @@ TEST_F(InlineIo, WritesSyncsCloseAndDirsyncWorkInline) {
   EXPECT_EQ(fuse_count("dir_syncs"), 4u);
 }
 
-// By default a plain write runs on the FUSE worker, straight from the request's bytes (no
-// registered buffer); an O_DSYNC write, a chain that waits for the device, goes to the ring
-// in a registered buffer. inline_io=off sends plain writes to the ring too.
-TEST_F(DurabilityTest, PlainWritesRunOnTheWorker_ChainsGoToTheRing) {
+// By default every write runs on the FUSE worker, straight from the request's bytes (no
+// registered buffer), an O_DSYNC write as pwrite then fdatasync. inline_io=writes sends
+// that chain to the ring in a registered buffer; inline_io=off sends plain writes there too.
+TEST_F(DurabilityTest, WritesAndChainsRunOnTheWorker) {
   const std::string s0 = stats();
-  EXPECT_NE(json_word(s0, "notes").find("plain writes and reads inline"), std::string::npos) << s0;
+  EXPECT_NE(json_word(s0, "notes").find("syncs and write+sync chains inline"), std::string::npos)
+      << s0;
+  int fd = open_mnt("f", O_CREAT | O_WRONLY);
+  for (int i = 0; i < 3; ++i) write_at(fd, std::string(4096, 'a' + i), i * 4096);
+  int dsync = open_mnt("g", O_CREAT | O_WRONLY | O_DSYNC);
+  write_at(dsync, "durable", 0);
+  const std::string s1 = stats();
+  ::close(dsync);
+  ::close(fd);
+  EXPECT_EQ(json_number(s1, {"engine", "ops", "write", "count"}), 3u);
+  EXPECT_EQ(json_number(s1, {"engine", "ops", "write+fdatasync", "count"}), 1u);
+  // The kernel's FSYNC after the O_DSYNC write is elided (syncs_skipped), not run.
+  EXPECT_EQ(json_number(s1, {"engine", "inline_ops"}), 4u) << s1;
+  EXPECT_EQ(json_number(s1, {"engine", "fixed_buffer_writes"}), 0u) << s1;
+  EXPECT_EQ(json_number(s1, {"engine", "copied_writes"}), 0u) << s1;
+  EXPECT_EQ(read_file(backing_ + "/f"),
+            std::string(4096, 'a') + std::string(4096, 'b') + std::string(4096, 'c'));
+  EXPECT_EQ(read_file(backing_ + "/g"), "durable");
+}
+
+TEST_F(InlineWrites, PlainWritesRunOnTheWorker_ChainsGoToTheRing) {
+  EXPECT_NE(json_word(stats(), "notes").find("plain writes and reads inline"), std::string::npos);
   int fd = open_mnt("f", O_CREAT | O_WRONLY);
   for (int i = 0; i < 3; ++i) write_at(fd, std::string(4096, 'a' + i), i * 4096);
   int dsync = open_mnt("g", O_CREAT | O_WRONLY | O_DSYNC);

@@ -1,9 +1,10 @@
 // Each durability mode checked through the kernel rather than through our own counters: a
 // private ftrace instance records the daemon's io_uring submissions and completions, the
-// fsync/fdatasync syscalls of its threads (the engine runs standalone syncs on sync
-// threads, linked write+sync chains on the ring) and the block-layer requests of the
-// backing disk while the test (the "application") writes under
-// the mount, and writes a marker before and after each of its syscalls. What happened
+// pwrite64/fsync/fdatasync syscalls of its threads (by default the FUSE workers make them;
+// with inline_io=writes syncs run on the engine's sync threads and write+sync chains on
+// the ring) and the block-layer requests of the backing disk while the test (the
+// "application") writes under the mount, and writes a marker before and after each of its
+// syscalls. What happened
 // between two markers happened before that syscall returned.
 //
 // The backing directory must sit on a real block device; on this machine /tmp is ext4 on
@@ -225,8 +226,8 @@ class TraceFixture : public MountFixture {
     for (const char* e : kEvents) {
       if (!trace_->has_event(e)) GTEST_SKIP() << "this kernel has no trace event " << e;
     }
-    // Submissions come from the engine's owner thread, standalone syncs from its sync
-    // threads and plain writes from the FUSE workers; libfuse started the second worker for
+    // Writes and syncs come from the FUSE workers, or from the engine's owner and sync
+    // threads with inline_io=writes; libfuse started the second worker for
     // the stats request above, so all of them exist now. Completions are posted by the
     // owner or by the ring's io-wq workers, which the kernel starts later.
     threads_ = daemon_threads();
@@ -351,46 +352,67 @@ class TraceFixture : public MountFixture {
 std::vector<char> block_of(char c) { return std::vector<char>(kBlock, c); }
 
 class StrictTrace : public TraceFixture {
+ protected:
   std::string mode_options() const override { return "durability=strict"; }
+
+  // Each write, inside its own syscall: by default a pwrite64 then an fdatasync on the FUSE
+  // worker; with `on_ring`, a WRITE linked to an FSYNC on the ring.
+  void check_every_write_is_durable_when_it_returns(bool on_ring) {
+    start();
+    int fd = marked("create", [&] { return ::open(file("f").c_str(), O_CREAT | O_WRONLY, 0644); });
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    auto data = block_of('s');
+    for (int i = 0; i < kWrites; ++i) {
+      ssize_t n = marked("write " + std::to_string(i),
+                         [&] { return ::pwrite(fd, data.data(), kBlock, i * kBlock); });
+      ASSERT_EQ(n, static_cast<ssize_t>(kBlock));
+    }
+    ASSERT_EQ(marked("close", [&] { return ::close(fd); }), 0);
+    auto items = finish();
+
+    for (int i = 0; i < kWrites; ++i) {
+      const std::string name = "write " + std::to_string(i);
+      auto w = window(items, name);
+      std::vector<Item> submits;
+      std::copy_if(w.begin(), w.end(), std::back_inserter(submits),
+                   [](const Item& x) { return is_write(x) || is_sync(x); });
+      ASSERT_EQ(submits.size(), 2u) << name << ":\n" << describe(w);
+      EXPECT_TRUE(is_write(submits[0])) << name << ":\n" << describe(w);
+      if (on_ring) {
+        EXPECT_EQ(submits[0].kind, Item::kSubmit) << name << ":\n" << describe(w);
+        EXPECT_TRUE(submits[0].linked) << name << ": the write is not linked:\n" << describe(w);
+        EXPECT_TRUE(is_ring_fsync(submits[1])) << name << ":\n" << describe(w);
+      } else {
+        EXPECT_EQ(submits[0].kind, Item::kSyscall) << name << ":\n" << describe(w);
+        EXPECT_EQ(submits[1].text, "fdatasync") << name << ":\n" << describe(w);
+      }
+      expect_durable_in(w, name);
+    }
+    // strict implies dirsync: the create synced the directory; close adds nothing.
+    EXPECT_EQ(count_if(window(items, "create"), is_sync), 1u) << full_;
+    EXPECT_EQ(count_if(window(items, "close"), is_sync), 0u) << full_;
+
+    // The daemon's own account agrees with the kernel's.
+    EXPECT_EQ(delta_op("write+fdatasync"), static_cast<uint64_t>(kWrites));
+    EXPECT_EQ(delta_op("write"), 0u);
+    EXPECT_EQ(delta_fuse("dir_syncs"), 1u);
+    EXPECT_EQ(delta_fuse("syncs_issued"), 0u);
+    EXPECT_EQ(count_if(items, is_sync),
+              delta_op("write+fdatasync") + delta_op("fsync") + delta_op("fdatasync"));
+    EXPECT_EQ(count_if(items, is_write), static_cast<size_t>(kWrites));
+  }
 };
 
-TEST_F(StrictTrace, EveryWriteIsALinkedWriteFdatasyncThatCompletesBeforeWriteReturns) {
-  start();
-  int fd = marked("create", [&] { return ::open(file("f").c_str(), O_CREAT | O_WRONLY, 0644); });
-  ASSERT_GE(fd, 0) << std::strerror(errno);
-  auto data = block_of('s');
-  for (int i = 0; i < kWrites; ++i) {
-    ssize_t n = marked("write " + std::to_string(i),
-                       [&] { return ::pwrite(fd, data.data(), kBlock, i * kBlock); });
-    ASSERT_EQ(n, static_cast<ssize_t>(kBlock));
-  }
-  ASSERT_EQ(marked("close", [&] { return ::close(fd); }), 0);
-  auto items = finish();
+TEST_F(StrictTrace, EveryWriteIsAWriteThenFdatasyncThatCompletesBeforeWriteReturns) {
+  check_every_write_is_durable_when_it_returns(false);
+}
 
-  for (int i = 0; i < kWrites; ++i) {
-    const std::string name = "write " + std::to_string(i);
-    auto w = window(items, name);
-    std::vector<Item> submits;
-    std::copy_if(w.begin(), w.end(), std::back_inserter(submits),
-                 [](const Item& x) { return is_write(x) || is_sync(x); });
-    ASSERT_EQ(submits.size(), 2u) << name << ":\n" << describe(w);
-    EXPECT_TRUE(is_write(submits[0])) << name << ":\n" << describe(w);
-    EXPECT_TRUE(submits[0].linked) << name << ": the write is not linked:\n" << describe(w);
-    EXPECT_TRUE(is_ring_fsync(submits[1])) << name << ":\n" << describe(w);
-    expect_durable_in(w, name);
-  }
-  // strict implies dirsync: the create synced the directory; close adds nothing.
-  EXPECT_EQ(count_if(window(items, "create"), is_sync), 1u) << full_;
-  EXPECT_EQ(count_if(window(items, "close"), is_sync), 0u) << full_;
+class StrictRingTrace : public StrictTrace {
+  std::string mode_options() const override { return "durability=strict,inline_io=writes"; }
+};
 
-  // The daemon's own account agrees with the kernel's.
-  EXPECT_EQ(delta_op("write+fdatasync"), static_cast<uint64_t>(kWrites));
-  EXPECT_EQ(delta_op("write"), 0u);
-  EXPECT_EQ(delta_fuse("dir_syncs"), 1u);
-  EXPECT_EQ(delta_fuse("syncs_issued"), 0u);
-  EXPECT_EQ(count_if(items, is_sync),
-            delta_op("write+fdatasync") + delta_op("fsync") + delta_op("fdatasync"));
-  EXPECT_EQ(count_if(items, is_write), static_cast<size_t>(kWrites));
+TEST_F(StrictRingTrace, EveryWriteIsALinkedWriteFdatasyncThatCompletesBeforeWriteReturns) {
+  check_every_write_is_durable_when_it_returns(true);
 }
 
 // copy_file_range writes data too: in strict mode it must be durable when it returns.
@@ -482,8 +504,11 @@ TEST_F(FsyncTrace, LiveSwitchChangesWhatTheNextWriteAndSyncDo) {
 
   auto strict = window(items, "strict write");
   ASSERT_EQ(count_if(strict, is_write), 1u) << describe(strict);
-  EXPECT_TRUE(std::find_if(strict.begin(), strict.end(), is_write)->linked) << describe(strict);
-  EXPECT_EQ(count_if(strict, is_sync), 1u) << describe(strict);
+  ASSERT_EQ(count_if(strict, is_sync), 1u) << describe(strict);
+  EXPECT_LT(std::find_if(strict.begin(), strict.end(), is_write),
+            std::find_if(strict.begin(), strict.end(), is_sync))
+      << describe(strict);
+  expect_durable_in(strict, "strict write");
   auto none = window(items, "none write");
   auto none_fsync = window(items, "none fsync");
   none.insert(none.end(), none_fsync.begin(), none_fsync.end());
