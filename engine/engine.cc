@@ -1,9 +1,11 @@
 #include "engine/engine.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -111,7 +113,10 @@ std::unique_ptr<File> Engine::adopt(UniqueFd fd) {
   if (::fstat(fd.get(), &st) == 0) dev = st.st_dev;
   std::shared_ptr<NvmeDevice> nvme;
   if (nvme_ && dev != 0) nvme = nvme_->lookup(dev);
-  return std::unique_ptr<File>(new File(backend_, std::move(fd), dev, std::move(nvme)));
+  std::unique_ptr<File> f(new File(backend_, std::move(fd), dev, std::move(nvme)));
+  const int flags = ::fcntl(f->fd(), F_GETFL);
+  f->direct_ = flags >= 0 && (flags & O_DIRECT) != 0;
+  return f;
 }
 
 Buffer Engine::acquire_buffer() noexcept { return pool_ ? pool_->acquire() : Buffer(); }
@@ -145,11 +150,16 @@ void Engine::submit(Op* op, bool on_caller) noexcept {
   }
   stats_.inline_ops.fetch_add(1, std::memory_order_relaxed);
   const int64_t res = execute_blocking(*op);
-  if (op->syncs()) inline_waits_.fetch_sub(1, std::memory_order_relaxed);
+  end_inline(*op);
   complete(op, res);
 }
 
+void Engine::end_inline(const Op& op) noexcept {
+  if (op.syncs()) inline_waits_.fetch_sub(1, std::memory_order_relaxed);
+}
+
 bool Engine::take_inline(OpType type, SyncKind sync) noexcept {
+  if (t_engine_thread) return false;
   const bool waits = sync != SyncKind::kNone;
   bool on_caller = false;
   switch (type) {
@@ -177,38 +187,50 @@ bool Engine::take_inline(OpType type, SyncKind sync) noexcept {
 
 void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync,
                    Completion done) {
-  if (take_inline(OpType::kWrite, sync)) {
-    // Done before this returns: the caller's bytes need no copy. Only ever read from.
-    submit(new_write_op(f, std::move(done), sync, const_cast<std::byte*>(data.data()), data.size(),
-                        off),
-           true);
+  // Allocated before an inline place is taken: if this throws, there is none to give back.
+  // The caller's bytes are only ever read from.
+  Op* op =
+      new_write_op(f, std::move(done), sync, const_cast<std::byte*>(data.data()), data.size(), off);
+  const bool on_caller = take_inline(OpType::kWrite, sync);
+  // Inline, the write is done before this returns, so the caller's bytes need no copy,
+  // unless the file is O_DIRECT, which needs them aligned.
+  if (on_caller && !f.direct_) {
+    submit(op, true);
     return;
   }
-  Buffer buf;
-  if (data.size() <= (pool_ ? pool_->buffer_size() : 0)) buf = acquire_buffer();
-  if (buf) {
-    std::memcpy(buf.data(), data.data(), data.size());
-    submit(new_write_op(f, std::move(done), sync, std::move(buf), data.size(), off), false);
+  if (!own_copy(*op)) {
+    if (on_caller) end_inline(*op);
+    op->file->pending_.fetch_add(1, std::memory_order_relaxed);
+    complete(op, -ENOMEM);
     return;
   }
-  std::unique_ptr<std::byte[]> copy(new std::byte[data.size() ? data.size() : 1]);
-  std::memcpy(copy.get(), data.data(), data.size());
-  Op* op = new_write_op(f, std::move(done), sync, copy.get(), data.size(), off);
-  op->copy = std::move(copy);
-  stats_.copied_writes.fetch_add(1, std::memory_order_relaxed);
-  submit(op, false);
+  submit(op, on_caller);
+}
+
+bool Engine::own_copy(Op& op) noexcept {
+  const std::byte* from = op.data;
+  if (op.len <= (pool_ ? pool_->buffer_size() : 0)) op.buf = acquire_buffer();
+  if (op.buf) {
+    op.data = op.buf.data();
+    stats_.fixed_buffer_writes.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // Aligned like a registered buffer, for O_DIRECT.
+    constexpr size_t kAlign = 4096;
+    const size_t bytes = (std::max<size_t>(op.len, 1) + kAlign - 1) / kAlign * kAlign;
+    op.copy.reset(static_cast<std::byte*>(std::aligned_alloc(kAlign, bytes)));
+    if (!op.copy) return false;
+    op.data = op.copy.get();
+    stats_.copied_writes.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::memcpy(op.data, from, op.len);
+  return true;
 }
 
 void Engine::write(File& f, Buffer buf, size_t len, uint64_t off, SyncKind sync, Completion done) {
-  submit(new_write_op(f, std::move(done), sync, std::move(buf), len, off));
-}
-
-Op* Engine::new_write_op(File& f, Completion done, SyncKind sync, Buffer buf, size_t len,
-                         uint64_t off) {
   Op* op = new_write_op(f, std::move(done), sync, buf.data(), std::min(len, buf.capacity()), off);
   op->buf = std::move(buf);
   stats_.fixed_buffer_writes.fetch_add(1, std::memory_order_relaxed);
-  return op;
+  submit(op);
 }
 
 void Engine::read(File& f, std::span<std::byte> into, uint64_t off, Completion done) {
@@ -276,6 +298,7 @@ StatsSnapshot Engine::stats() const {
   } else if (options_.inline_ops == InlineOps::kAll) {
     s.backend_notes += "; writes, reads, syncs and write+sync chains inline";
   }
+  s.max_inline_waits = options_.inline_ops == InlineOps::kAll ? options_.max_inline_waits : 0;
   if (pool_) {
     s.buffers_total = pool_->count();
     s.buffers_used = pool_->in_use();

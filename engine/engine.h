@@ -98,6 +98,7 @@ class File {
   dev_t dev_;
   std::shared_ptr<NvmeDevice> nvme_;
   std::atomic<int> pending_{0};  // ops submitted and not yet completed
+  bool direct_ = false;          // O_DIRECT: written only from aligned memory
   int slot_ = -1;                // registered file index; touched by the ring owner only
   bool slot_tried_ = false;      // ring owner only
 };
@@ -119,7 +120,8 @@ class Engine {
   // Leases a registered buffer; empty when the pool is exhausted or disabled.
   Buffer acquire_buffer() noexcept;
 
-  // --- asynchronous API: `done` runs once, on an engine thread --------------------------
+  // --- asynchronous API: `done` runs once, on an engine thread, or on the caller before
+  // the call returns when Options::inline_ops runs the op there ---------------------------
   // Writes `data` (copied, or written when it runs inline, before returning) at `off`, then syncs
   // it if `sync` says so: one linked chain on the ring, or pwrite then the sync when it runs
   // inline. The result is the byte count, or the first error. A chain whose write lands only in
@@ -151,15 +153,20 @@ class Engine {
   Op* new_op(File& f, Completion done);
   Op* new_write_op(File& f, Completion done, SyncKind sync, std::byte* data, size_t len,
                    uint64_t off);
-  Op* new_write_op(File& f, Completion done, SyncKind sync, Buffer buf, size_t len, uint64_t off);
   // Runs `op` on the calling thread when take_inline allows, else hands it to the backend.
   void submit(Op* op) noexcept;
   void submit(Op* op, bool on_caller) noexcept;
   // Whether Options::inline_ops runs such an op on the submitting thread; one that waits for
   // the device also takes one of the max_inline_waits places, which submit gives back.
   bool take_inline(OpType type, SyncKind sync) noexcept;
+  // Gives back the place an op that ran inline took, if it took one.
+  void end_inline(const Op& op) noexcept;
+  // Copies a write's bytes into a registered buffer, or else an aligned private copy, and
+  // points the op at them; false when out of memory.
+  bool own_copy(Op& op) noexcept;
   // Ends an op whose I/O is done: stats, the NVMe FLUSH hop for
-  // a successful sync, the caller's completion, then the file's pending count. Engine threads only.
+  // a successful sync, the caller's completion, then the file's pending count. On an engine
+  // thread, or on the caller for an op that ran inline.
   void complete(Op* op, int64_t res) noexcept;
   void run_completion(Op* op, int64_t res) noexcept;
 

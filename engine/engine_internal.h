@@ -10,6 +10,11 @@
 
 namespace fsysfs::engine {
 
+// Set on the engine's own threads (ring owner, sync threads, NVMe flusher). An op submitted
+// there, from a completion, never runs inline: it would hold up every op that waits on
+// that thread.
+inline thread_local bool t_engine_thread = false;
+
 // Lets a thread block until a Completion has run.
 class Waiter {
  public:

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/engine_internal.h"
 #include "engine/nvme.h"
 #include "engine/op.h"
 
@@ -30,6 +31,7 @@ void NvmeFlusher::push(Op* op, int64_t res) noexcept {
 }
 
 void NvmeFlusher::run() noexcept {
+  t_engine_thread = true;
   for (;;) {
     std::deque<std::pair<Op*, int64_t>> batch;
     {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 
@@ -13,6 +14,10 @@
 namespace fsysfs::engine {
 
 enum class OpType : uint8_t { kWrite, kRead, kSync, kReleaseSlot };
+
+struct FreeBytes {
+  void operator()(std::byte* p) const noexcept { std::free(p); }
+};
 
 struct Op {
   Op() = default;
@@ -25,9 +30,9 @@ struct Op {
   std::byte* data = nullptr;  // into buf, copy, or the caller's read buffer
   size_t len = 0;
   uint64_t off = 0;
-  size_t done = 0;                    // bytes written so far (short writes resume from here)
-  Buffer buf;                         // registered buffer, when the data lives in one
-  std::unique_ptr<std::byte[]> copy;  // private copy when no buffer was free
+  size_t done = 0;  // bytes written so far (short writes resume from here)
+  Buffer buf;       // registered buffer, when the data lives in one
+  std::unique_ptr<std::byte[], FreeBytes> copy;  // private copy when no buffer was free
   Completion done_cb;
   uint64_t start_ns = 0;
   std::shared_ptr<NvmeDevice> nvme;  // set when a successful sync is to be FLUSHed

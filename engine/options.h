@@ -37,7 +37,8 @@ struct Options {
   // io_uring: sync-only ops (Engine::sync) run as fdatasync/fsync on this many engine
   // threads instead of as IORING_OP_FSYNC, which the kernel always hands to an io-wq worker
   // and whose completion then goes back through the owner thread: two thread hops fewer
-  // per fsync. Linked write+sync chains stay on the ring. 0 keeps syncs on the ring.
+  // per fsync. Linked write+sync chains that do not run inline go to the ring. 0 keeps
+  // syncs on the ring.
   unsigned ring_sync_threads = 4;
   // Which ops run with blocking syscalls on the thread that asks for them, completing
   // there before the call returns, as in a passthrough that calls pwrite and fdatasync
@@ -45,8 +46,9 @@ struct Options {
   // and holds the caller's thread for the duration of the syscall instead.
   InlineOps inline_ops = InlineOps::kNone;
   // At most this many ops that wait for the device (syncs, write+sync chains) run inline
-  // at once; more go to the backend's threads meanwhile, so callers that must stay free
-  // for other work (a FUSE daemon's last worker) never all wait on the device.
+  // at once; more go to the backend's threads meanwhile, so that not every caller (a FUSE
+  // daemon's workers) can be waiting in an engine sync. Ops submitted on the engine's own
+  // threads (from a completion) never run inline.
   unsigned max_inline_waits = UINT_MAX;
   // Send an NVMe FLUSH after every successful sync on a file whose device allows it.
   bool nvme_flush = true;

@@ -54,10 +54,11 @@ struct StatsSnapshot {
   unsigned fixed_files_total = 0, fixed_files_used = 0;
   unsigned buffers_total = 0, buffers_used = 0;
   std::array<OpStats, static_cast<size_t>(OpKind::kCount)> ops{};
-  uint64_t fixed_buffer_writes = 0;  // WRITE_FIXED from a registered buffer
-  uint64_t copied_writes = 0;        // pool exhausted: plain WRITE from a private copy
+  uint64_t fixed_buffer_writes = 0;  // from a registered buffer (WRITE_FIXED on the ring)
+  uint64_t copied_writes = 0;        // pool exhausted: from a private copy
   uint64_t inline_ops = 0;           // run on the caller's thread (Options::inline_ops)
   uint64_t inline_overflow = 0;      // to the backend: max_inline_waits were waiting inline
+  uint64_t max_inline_waits = 0;     // Options::max_inline_waits (0 unless inline_ops is kAll)
   uint64_t raw_fd_ops = 0;           // no fixed-file slot: the raw fd was used
   uint64_t short_writes = 0;         // remainder resubmitted
   uint64_t sq_full = 0;              // a chain did not fit: submitted early

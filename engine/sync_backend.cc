@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "engine/engine.h"
+#include "engine/engine_internal.h"
 #include "engine/sys.h"
 
 namespace fsysfs::engine {
@@ -44,6 +45,7 @@ void SyncBackend::submit(Op* op) noexcept {
 }
 
 void SyncBackend::run() noexcept {
+  t_engine_thread = true;
   for (;;) {
     Op* op = nullptr;
     {

@@ -53,6 +53,7 @@ void UringBackend::shutdown() noexcept {
 }
 
 void UringBackend::run(std::promise<std::string>* ready) noexcept {
+  t_engine_thread = true;
   std::string err = setup();
   bool ok = err.empty();
   ready->set_value(std::move(err));  // `ready` is gone after this

@@ -93,8 +93,9 @@ class Filesystem {
 
   // dirsync: fsyncs `a`, then `b` (if not null and not `a`), through the engine when
   // dirsync is on, then calls `done` with 0 or the first -errno; without dirsync, calls it
-  // at once. The worker does not wait: `done` may run on an engine thread. The kernel
-  // keeps both directories while the request that changed them is unanswered.
+  // at once. `done` runs on the worker when the syncs run inline (inline_io=all), else on
+  // an engine thread while the worker goes back to reading requests. The kernel keeps both
+  // directories while the request that changed them is unanswered.
   void sync_parents(Inode& a, Inode* b, std::function<void(int)> done) noexcept;
   // An application fsync/fdatasync/fsyncdir of `file` (open on `inode`; `h` is its file
   // handle, or null for a directory), answered from the engine's completion, or at once in

@@ -1,9 +1,10 @@
 // Open files: open, create, read, write, flush, release, fsync, fallocate,
 // copy_file_range, lseek, flock.
 //
-// Writes and syncs go through the engine and are answered from its completion, so a FUSE
-// worker hands the op over and goes back to reading requests. Reads splice straight from
-// the backing fd.
+// Writes and syncs go through the engine and are answered from its completion: on the
+// worker itself when the engine runs them inline (inline_io=all, the default), else on an
+// engine thread while the worker goes back to reading requests. Reads splice straight
+// from the backing fd.
 
 #include <fcntl.h>
 #include <sys/file.h>

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "fusefs/control.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
@@ -22,6 +24,10 @@ void want_if_capable(fuse_conn_info* conn, unsigned cap) noexcept {
 void op_init(void* userdata, fuse_conn_info* conn) noexcept {
   Filesystem& fs = *static_cast<Filesystem*>(userdata);
   conn->max_write = kMaxWrite;
+  if (fs.config().max_background > 0) {
+    conn->max_background = fs.config().max_background;
+    conn->congestion_threshold = std::max(1u, fs.config().max_background * 3 / 4);
+  }
   // No EXPORT_SUPPORT: with it, open_by_handle_at (or NFS) makes the kernel name node ids
   // the daemon has already forgotten and freed; without it the kernel answers ESTALE for
   // a handle whose inode it no longer caches.

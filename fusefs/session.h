@@ -15,6 +15,9 @@ struct Config {
   std::string mountpoint;  // absolute, canonical path of the mount point
   unsigned threads = 0;    // most FUSE worker threads; 0 = kDefaultThreads, libfuse's default
   bool clone_fd = false;
+  // Background requests (readahead READs, writeback WRITEs) the kernel keeps in flight;
+  // 0 keeps the kernel's default (12). Congestion starts at three quarters of it.
+  unsigned max_background = 0;
   bool allow_other = false;
   bool default_permissions = false;
   bool writeback_cache = false;

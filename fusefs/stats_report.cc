@@ -83,6 +83,7 @@ constexpr std::pair<const char*, uint64_t engine::StatsSnapshot::*> kEngineCount
     {"copied_writes", &engine::StatsSnapshot::copied_writes},
     {"inline_ops", &engine::StatsSnapshot::inline_ops},
     {"inline_overflow", &engine::StatsSnapshot::inline_overflow},
+    {"max_inline_waits", &engine::StatsSnapshot::max_inline_waits},
     {"raw_fd_ops", &engine::StatsSnapshot::raw_fd_ops},
     {"short_writes", &engine::StatsSnapshot::short_writes},
     {"sq_full", &engine::StatsSnapshot::sq_full},

@@ -191,6 +191,11 @@ std::vector<OptionSpec> build_table() {
   });
   fs(bool_flag("clone_fd", "give each FUSE worker thread its own /dev/fuse descriptor",
                [](Settings& s) -> bool& { return s.config.clone_fd; }));
+  fs(unsigned_option(
+      "max_background",
+      "readahead and writeback requests the kernel keeps in flight (congestion at 3/4); 0 "
+      "keeps the kernel's default, 12",
+      [](Settings& s) -> unsigned& { return s.config.max_background; }, 0, 65535));
   fs(flag(
       "writeback_cache", "let the kernel cache writes and send them in batches",
       [](Settings& s) { s.writeback_cache = true; },

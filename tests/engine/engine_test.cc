@@ -568,13 +568,18 @@ TEST(EngineInlineOps, OpsCompleteOnTheCallerBeforeReturning) {
   }
 }
 
+// An engine that runs every op inline, with room for `max_waits` device waits at once.
+std::unique_ptr<Engine> make_inline_all(unsigned max_waits) {
+  return make_uring([max_waits](Options& o) {
+    o.inline_ops = InlineOps::kAll;
+    o.max_inline_waits = max_waits;
+  });
+}
+
 // max_inline_waits bounds the ops that wait for the device inline; beyond it syncs and
 // chains go to the backend (counted as inline_overflow) while plain writes stay inline.
 TEST(EngineInlineOps, DeviceWaitsBeyondTheLimitGoToTheBackend) {
-  auto e = make_uring([](Options& o) {
-    o.inline_ops = InlineOps::kAll;
-    o.max_inline_waits = 0;
-  });
+  auto e = make_inline_all(0);
   if (!e) GTEST_SKIP() << "this kernel has no io_uring";
   TempDir d;
   auto f = e->adopt(open_file(d / "l"));
@@ -598,6 +603,86 @@ TEST(EngineInlineOps, DeviceWaitsBeyondTheLimitGoToTheBackend) {
   EXPECT_EQ(s.fixed_buffer_writes, 1u);  // the chain, on the ring
   f.reset();
   EXPECT_EQ(slurp(d / "l").size(), 2u * 4096);
+}
+
+// A place taken by an inline device wait is given back when the op is done: with room for
+// one, every sync and chain made one after another runs inline.
+TEST(EngineInlineOps, EachInlineWaitGivesItsPlaceBack) {
+  auto e = make_inline_all(1);
+  if (!e) GTEST_SKIP() << "this kernel has no io_uring";
+  TempDir d;
+  auto f = e->adopt(open_file(d / "p"));
+  auto data = pattern(4096, 8);
+  constexpr int kRounds = 20;
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_EQ(e->write(*f, data, static_cast<uint64_t>(i) * 4096, SyncKind::kData), 4096);
+    ASSERT_EQ(e->sync(*f, SyncKind::kFull), 0);
+  }
+  auto s = e->stats();
+  EXPECT_EQ(s.inline_ops, 2u * kRounds);
+  EXPECT_EQ(s.inline_overflow, 0u);
+  EXPECT_EQ(s.max_inline_waits, 1u);
+}
+
+// An op submitted on an engine thread (from another op's completion, as the filesystem
+// chains a rename's second directory sync) goes to the backend even where inline_ops
+// would run it on the caller: it would otherwise hold up every op waiting on that thread.
+TEST(EngineInlineOps, OpsSubmittedOnEngineThreadsNeverRunInline) {
+  auto e = make_uring([](Options& o) { o.inline_ops = InlineOps::kPageCache; });
+  if (!e) GTEST_SKIP() << "this kernel has no io_uring";
+  TempDir d;
+  auto f = e->adopt(open_file(d / "t"));
+  auto data = pattern(4096, 9);
+  std::thread::id sync_thread, write_thread;
+  Latch l(1);
+  e->sync(*f, SyncKind::kData, [&](int64_t r) {
+    EXPECT_EQ(r, 0);
+    sync_thread = std::this_thread::get_id();
+    e->write(*f, data, 0, SyncKind::kNone, [&](int64_t w) {
+      EXPECT_EQ(w, 4096);
+      write_thread = std::this_thread::get_id();
+      l.count_down();
+    });
+  });
+  l.wait();
+  EXPECT_NE(write_thread, sync_thread) << "the write ran inline on the engine's sync thread";
+  EXPECT_EQ(e->stats().inline_ops, 0u);
+  f.reset();
+  EXPECT_EQ(slurp(d / "t"), data);
+}
+
+// O_DIRECT needs aligned memory: an inline write to an O_DIRECT file is made from an
+// aligned copy, not from the caller's bytes, which a FUSE request never has aligned.
+TEST(EngineInlineOps, ODirectFilesAreWrittenFromAlignedMemory) {
+  for (InlineOps mode : {InlineOps::kAll, InlineOps::kPageCache}) {
+    for (unsigned buffers : {16u, 0u}) {
+      SCOPED_TRACE(std::string(mode == InlineOps::kAll ? "all" : "writes") + ", buffers " +
+                   std::to_string(buffers));
+      auto e = make_uring([&](Options& o) {
+        o.inline_ops = mode;
+        o.buffer_count = buffers;
+      });
+      if (!e) GTEST_SKIP() << "this kernel has no io_uring";
+      TempDir d;
+      UniqueFd fd(::open((d / "direct").c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644));
+      if (!fd && errno == EINVAL) GTEST_SKIP() << "the temporary directory has no O_DIRECT";
+      ASSERT_TRUE(fd) << std::strerror(errno);
+      auto f = e->adopt(std::move(fd));
+      // 4096 bytes at an odd address, as they sit in a FUSE request.
+      std::vector<std::byte> raw(4096 + 1);
+      auto block = pattern(4096, 10);
+      std::memcpy(raw.data() + 1, block.data(), block.size());
+      std::span<const std::byte> odd(raw.data() + 1, 4096);
+      EXPECT_EQ(e->write(*f, odd, 0, SyncKind::kNone), 4096);
+      EXPECT_EQ(e->write(*f, odd, 4096, SyncKind::kData), 4096);
+      f.reset();
+      EXPECT_EQ(slurp(d / "direct"), [&] {
+        auto both = block;
+        both.insert(both.end(), block.begin(), block.end());
+        return both;
+      }());
+    }
+  }
 }
 
 // Sync-only ops run on the engine's sync threads (no CQE), or on the ring when asked;

@@ -1,8 +1,11 @@
-// The kernel mount flags fsysfs passes on: ro and noexec.
+// What fsysfs tells the kernel about the mount: the flags ro and noexec, and the
+// connection's max_background.
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -26,6 +29,11 @@ class ReadOnlyMount : public MountFixture {
 class NoexecMount : public MountFixture {
  protected:
   std::string mount_options() const override { return "allow_other,noexec"; }
+};
+
+class MaxBackgroundMount : public MountFixture {
+ protected:
+  std::string mount_options() const override { return "allow_other,max_background=48"; }
 };
 
 // -1 and errno, as one value to compare.
@@ -75,6 +83,25 @@ TEST_F(NoexecMount, ProgramsDoNotRun_ReadingThemDoes) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 42) << "status " << status;
   EXPECT_EQ(read_file(prog), read_file("/bin/true"));
+}
+
+// The kernel shows each FUSE connection's limits in fusectl, named by the mount's minor
+// device number.
+TEST_F(MaxBackgroundMount, TheKernelTakesItWithCongestionAtThreeQuarters) {
+  const std::string ctl = "/sys/fs/fuse/connections";
+  bool mounted_ctl = false;
+  struct stat st;
+  ASSERT_EQ(::stat(mnt_.c_str(), &st), 0);
+  const std::string conn = ctl + "/" + std::to_string(minor(st.st_dev));
+  if (::access(conn.c_str(), F_OK) != 0) {
+    if (::mount("fusectl", ctl.c_str(), "fusectl", 0, nullptr) != 0) {
+      GTEST_SKIP() << "fusectl is not mounted and cannot be: " << std::strerror(errno);
+    }
+    mounted_ctl = true;
+  }
+  EXPECT_EQ(read_file(conn + "/max_background"), "48\n");
+  EXPECT_EQ(read_file(conn + "/congestion_threshold"), "36\n");
+  if (mounted_ctl) ::umount2(ctl.c_str(), MNT_DETACH);
 }
 
 }  // namespace
