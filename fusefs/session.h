@@ -32,9 +32,9 @@ struct Config {
   DirSync dirsync = DirSync::kAuto;
   // Every write and sync runs on the FUSE worker that received it: waking an engine thread
   // costs more than the hand-off saves (docs/architecture.md). While a worker waits for the
-  // device, libfuse starts another to read requests, up to `threads`.
-  // At most worker_threads() - 1 of them wait for the device at once (the engine's threads
-  // take the rest), so one worker always reads requests.
+  // device, libfuse starts another to read requests, up to worker_threads(); at most
+  // worker_threads() - 1 wait in an engine sync or chain at once (the engine's threads take
+  // the rest), so those alone never hold every worker.
   engine::Options engine = [] {
     engine::Options o;
     o.inline_ops = engine::InlineOps::kAll;

@@ -665,7 +665,8 @@ TEST(EngineInlineOps, ODirectFilesAreWrittenFromAlignedMemory) {
       if (!e) GTEST_SKIP() << "this kernel has no io_uring";
       TempDir d;
       UniqueFd fd(::open((d / "direct").c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644));
-      if (!fd && errno == EINVAL) GTEST_SKIP() << "the temporary directory has no O_DIRECT";
+      if (!fd && errno == EINVAL)
+        GTEST_SKIP() << "this kernel has no O_DIRECT for the temporary directory's filesystem";
       ASSERT_TRUE(fd) << std::strerror(errno);
       auto f = e->adopt(std::move(fd));
       // 4096 bytes at an odd address, as they sit in a FUSE request.

@@ -447,7 +447,8 @@ TEST_F(DurabilityTest, ODirectWrites_PlainAndDsync) {
     SCOPED_TRACE(name);
     int fd = ::open((mnt_ + "/" + name).c_str(), O_CREAT | O_WRONLY | O_DIRECT | extra | O_CLOEXEC,
                     0644);
-    if (fd < 0 && errno == EINVAL) GTEST_SKIP() << "BACKING has no O_DIRECT";
+    if (fd < 0 && errno == EINVAL)
+      GTEST_SKIP() << "this kernel has no O_DIRECT for BACKING's filesystem";
     ASSERT_GE(fd, 0) << std::strerror(errno);
     void* mem = nullptr;
     ASSERT_EQ(::posix_memalign(&mem, 4096, 8192), 0);
