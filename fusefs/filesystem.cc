@@ -127,6 +127,16 @@ FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode, int open_flags) noex
           (open_flags & O_SYNC) == O_SYNC ? engine::SyncKind::kFull : engine::SyncKind::kData;
     }
     h->errors_seen.store(inode.sync_errors.sample(), std::memory_order_relaxed);
+    if ((open_flags & O_DIRECT) != 0) {
+      h->direct = true;
+      if (h->writable) {
+        // A new open file description of the same file; O_DIRECT is not carried over.
+        const int mode = ::fcntl(fd.get(), F_GETFL) & O_ACCMODE;
+        UniqueFd cached(::open(ProcPath(fd.get()).c_str(), mode | O_CLOEXEC));
+        if (!cached) return nullptr;
+        h->cached_file = engine_->adopt(std::move(cached));
+      }
+    }
     h->file = engine_->adopt(std::move(fd));
     std::lock_guard lock(handles_mu_);
     files_.insert(h.get());
@@ -134,6 +144,14 @@ FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode, int open_flags) noex
   } catch (const std::bad_alloc&) {
     return nullptr;
   }
+}
+
+int Filesystem::invalidate_pages(const Inode& inode, off_t off, off_t len) noexcept {
+  fuse_session* se = session_.load(std::memory_order_acquire);
+  if (se == nullptr) return 0;
+  int rc = fuse_lowlevel_notify_inval_inode(se, inodes_.id_of(inode), off, len);
+  // ENOENT: the kernel has no such inode cached, so no pages either.
+  return rc == -ENOENT ? 0 : rc;
 }
 
 void Filesystem::release_file(FileHandle* h) noexcept {

@@ -121,6 +121,13 @@ class Filesystem {
   // registers the handle. nullptr on allocation failure.
   FileHandle* add_file(UniqueFd fd, Inode& inode, int open_flags) noexcept;
   void release_file(FileHandle* h) noexcept;
+  // The session notifications go to; set once the session exists.
+  void set_session(fuse_session* se) noexcept { session_.store(se, std::memory_order_release); }
+  // Drops the kernel's cached pages of `inode` in [off, off + len) (len 0: to the end) and
+  // its attributes. Blocks until pages under I/O are done, so never call it on an engine
+  // thread: a dirty page is written back first, through a FUSE worker and the engine.
+  // Returns 0 or -errno.
+  int invalidate_pages(const Inode& inode, off_t off, off_t len) noexcept;
   DirHandle* add_dir(std::unique_ptr<DirHandle> h) noexcept;
   void release_dir(DirHandle* h) noexcept;
 
@@ -132,6 +139,7 @@ class Filesystem {
   const Config config_;
   std::shared_ptr<spdlog::logger> log_;
   InodeTable inodes_;
+  std::atomic<fuse_session*> session_{nullptr};
   std::atomic<bool> writeback_{false};
   std::atomic<bool> kills_privs_{false};
   std::atomic<Durability> durability_;

@@ -28,6 +28,11 @@ struct FileHandle {
   // after each such write finds the data durable and is elided.
   engine::SyncKind write_sync = engine::SyncKind::kNone;
   std::atomic<bool> wrote{false};  // a write through this handle completed
+  // Opened O_DIRECT: the kernel's own direct writes bypass its page cache (ops_file.cc).
+  bool direct = false;
+  // For a writable O_DIRECT open: the same file opened again without O_DIRECT, for the
+  // kernel's page writeback (mmap), whose sizes and offsets need not be aligned.
+  std::unique_ptr<engine::File> cached_file;
   int fd() const noexcept { return file->fd(); }
 };
 

@@ -90,40 +90,58 @@ int sync_after_change(Filesystem& fs, FileHandle& h) noexcept {
 }
 
 // Hands the write to the engine; returns 0 once the completion owns the reply, or -errno
-// when nothing was submitted (the caller replies).
-int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, off_t off) noexcept {
+// when nothing was submitted (the caller replies). `writepage`: the kernel is writing back
+// its cached pages (FUSE_WRITE_CACHE), with sizes and offsets of its own.
+int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, off_t off,
+             bool writepage) noexcept {
   return guarded([&] {
     engine::Engine& eng = fs.engine();
+    engine::File& file = writepage && h.cached_file ? *h.cached_file : *h.file;
     const size_t len = fuse_buf_size(bufv);
     // In strict mode (and for O_DSYNC/O_SYNC opens) the write is a linked write+sync
     // chain: durable when answered.
     const engine::SyncKind sync = write_sync_of(fs, h);
     const bool chained = sync != engine::SyncKind::kNone;
     const uint64_t sample = chained ? h.inode->data.sample() : 0;
-    engine::Completion done = [req, &h, chained, sample](int64_t res) noexcept {
+    auto finish = [&h, chained, sample](int64_t res) noexcept {
       if (chained && res >= 0) {
         h.inode->data.durable(sample);
       } else {
         h.inode->data.changed();
       }
       if (res > 0) h.wrote.store(true, std::memory_order_relaxed);
-      reply_write_result(req, res);
     };
+    std::span<const std::byte> data;
+    std::vector<std::byte> copy;
     const fuse_buf& first = bufv->buf[bufv->idx];
     if (bufv->count - bufv->idx == 1 && !(first.flags & FUSE_BUF_IS_FD)) {
       // One memory buffer (the usual case): the engine copies it into a registered
       // buffer, or writes it straight from here when it runs the write inline.
-      std::span<const std::byte> data(static_cast<const std::byte*>(first.mem) + bufv->off, len);
-      eng.write(*h.file, data, off, sync, std::move(done));
+      data = {static_cast<const std::byte*>(first.mem) + bufv->off, len};
+    } else {
+      // Several buffers or a pipe (only with SPLICE_READ, which init turns off).
+      copy.resize(len);
+      fuse_bufvec dst = mem_bufvec(copy.data(), len);
+      ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
+      if (n < 0) return static_cast<int>(n);
+      data = {copy.data(), static_cast<size_t>(n)};
+    }
+    if (h.direct && !writepage) {
+      // The kernel does not drop pages cached while an asynchronous direct write was in
+      // flight (a concurrent buffered read or mmap fault fills them with the old bytes), as
+      // a native filesystem does when the write completes: drop them here, once the new
+      // bytes are in BACKING and before the write is answered. On the worker, since the
+      // invalidation may need other workers and the engine to write dirty pages back.
+      const int64_t res = eng.write(file, data, off, sync);
+      finish(res);
+      if (res > 0) fs.invalidate_pages(*h.inode, off, res);
+      reply_write_result(req, res);
       return 0;
     }
-    // Several buffers or a pipe (only with SPLICE_READ, which init turns off).
-    std::vector<std::byte> copy(len);
-    fuse_bufvec dst = mem_bufvec(copy.data(), len);
-    ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
-    if (n < 0) return static_cast<int>(n);
-    eng.write(*h.file, std::span<const std::byte>(copy.data(), static_cast<size_t>(n)), off, sync,
-              std::move(done));
+    eng.write(file, data, off, sync, [req, finish](int64_t res) noexcept {
+      finish(res);
+      reply_write_result(req, res);
+    });
     return 0;
   });
 }
@@ -232,7 +250,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* bufv, off_t off,
   FileHandle& h = file_of(fi);
   int rc = -fs.inject(FaultOp::kWrite, *h.inode);
   if (rc == 0 && fs.kills_privs() && request_kills_suidgid()) rc = clear_suidgid(h.fd(), false);
-  if (rc == 0) rc = do_write(req, fs, h, bufv, off);
+  if (rc == 0) rc = do_write(req, fs, h, bufv, off, fi->writepage != 0);
   if (rc < 0) reply_write_result(req, rc);
 }
 

@@ -94,6 +94,7 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     log->error("cannot create the FUSE session (options: {})", opts);
     return 1;
   }
+  fs->set_session(se.get());
   if (fuse_set_signal_handlers(se.get()) != 0) {
     log->error("cannot install signal handlers");
     return 1;
@@ -144,6 +145,7 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   fs->shutdown();
   fuse_session_unmount(se.get());
   fuse_remove_signal_handlers(se.get());
+  fs->set_session(nullptr);
   se.reset();
 
   if (rc < 0) {
