@@ -158,9 +158,12 @@ void Engine::end_inline(const Op& op) noexcept {
   if (op.syncs()) inline_waits_.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void set_thread_may_wait(bool may) noexcept { t_no_device_waits = !may; }
+
 bool Engine::take_inline(OpType type, SyncKind sync) noexcept {
   if (t_engine_thread) return false;
   const bool waits = sync != SyncKind::kNone;
+  if (waits && t_no_device_waits) return false;
   bool on_caller = false;
   switch (type) {
     case OpType::kWrite:

@@ -14,6 +14,8 @@ namespace fsysfs::engine {
 // there, from a completion, never runs inline: it would hold up every op that waits on
 // that thread.
 inline thread_local bool t_engine_thread = false;
+// Set by set_thread_may_wait(false): this thread's device waits never run inline.
+inline thread_local bool t_no_device_waits = false;
 
 // Lets a thread block until a Completion has run.
 class Waiter {

@@ -13,15 +13,17 @@
 #include <cstring>
 
 #include "fusefs/filesystem.h"
+#include "fusefs/transport/uring_abi.h"
+#include "fusefs/transport/uring_transport.h"
 
 namespace fsysfs::fusefs {
 namespace {
 
 struct ThreadState {
   bool kill_suidgid = false;
-  // The unique of an INIT whose kernel offered FUSE_HANDLE_KILLPRIV_V2; its reply is
-  // written by this thread too.
-  uint64_t init_offering_killpriv = 0;
+  // The INIT request this thread serves (0: none); its reply is written by this thread too.
+  uint64_t init_unique = 0;
+  uint64_t init_flags = 0;  // what the kernel offered, flags2 in the high half
 };
 thread_local ThreadState tl;
 
@@ -32,7 +34,9 @@ bool read_at(const void* buf, size_t len, size_t off, T* out) noexcept {
   return true;
 }
 
-void inspect_request(const void* buf, size_t len) noexcept {
+}  // namespace
+
+void note_request(const void* buf, size_t len) noexcept {
   tl.kill_suidgid = false;
   fuse_in_header in;
   if (!read_at(buf, len, 0, &in)) return;
@@ -54,10 +58,13 @@ void inspect_request(const void* buf, size_t len) noexcept {
     }
     case FUSE_INIT: {
       uint32_t flags = 0;
-      if (read_at(buf, len, body + offsetof(fuse_init_in, flags), &flags) &&
-          (flags & FUSE_HANDLE_KILLPRIV_V2) != 0) {
-        tl.init_offering_killpriv = in.unique;
+      uint32_t flags2 = 0;
+      if (!read_at(buf, len, body + offsetof(fuse_init_in, flags), &flags)) break;
+      if ((flags & FUSE_INIT_EXT) != 0) {
+        read_at(buf, len, body + offsetof(fuse_init_in, flags2), &flags2);
       }
+      tl.init_unique = in.unique;
+      tl.init_flags = flags | (uint64_t{flags2} << 32);
       break;
     }
     default:
@@ -65,37 +72,73 @@ void inspect_request(const void* buf, size_t len) noexcept {
   }
 }
 
-// Adds FUSE_HANDLE_KILLPRIV_V2 to a successful INIT reply: iov[0] is the header, iov[1]
-// the fuse_init_out that libfuse built (its own writable memory).
-void accept_killpriv(Filesystem& fs, iovec* iov, int count) noexcept {
+namespace {
+
+// Adds what libfuse 3.14 does not know to a successful INIT reply: FUSE_HANDLE_KILLPRIV_V2
+// and FUSE_OVER_IO_URING, when the kernel offered them. iov[0] is the header, iov[1] the
+// fuse_init_out that libfuse built (its own writable memory). Returns whether the reply
+// accepts the io_uring transport.
+bool complete_init_reply(Filesystem& fs, iovec* iov, int count) noexcept {
   fuse_out_header out;
+  const uint64_t offered = tl.init_flags;
   if (count < 2 || !read_at(iov[0].iov_base, iov[0].iov_len, 0, &out) ||
-      out.unique != tl.init_offering_killpriv) {
-    return;
+      out.unique != tl.init_unique) {
+    return false;
   }
-  tl.init_offering_killpriv = 0;
+  tl.init_unique = 0;
+  char* reply = static_cast<char*>(iov[1].iov_base);
   constexpr size_t kFlags = offsetof(fuse_init_out, flags);
+  constexpr size_t kFlags2 = offsetof(fuse_init_out, flags2);
   uint32_t flags = 0;
-  if (out.error != 0 || !read_at(iov[1].iov_base, iov[1].iov_len, kFlags, &flags)) return;
-  flags |= FUSE_HANDLE_KILLPRIV_V2;
-  std::memcpy(static_cast<char*>(iov[1].iov_base) + kFlags, &flags, sizeof flags);
-  fs.set_kills_privs(true);
-  fs.log().info("init: the daemon clears suid/sgid on write and truncate (killpriv v2)");
+  if (out.error != 0 || !read_at(reply, iov[1].iov_len, kFlags, &flags)) return false;
+  if ((offered & FUSE_HANDLE_KILLPRIV_V2) != 0) {
+    flags |= FUSE_HANDLE_KILLPRIV_V2;
+    std::memcpy(reply + kFlags, &flags, sizeof flags);
+    fs.set_kills_privs(true);
+    fs.log().info("init: the daemon clears suid/sgid on write and truncate (killpriv v2)");
+  }
+  const bool uring_offered = ((offered >> 32) & uring_abi::kInitFlags2OverIoUring) != 0;
+  UringTransport* transport = fs.uring_transport();
+  if (transport == nullptr) return false;
+  uint32_t flags2 = 0;
+  if (!uring_offered || (flags & FUSE_INIT_EXT) == 0 ||
+      !read_at(reply, iov[1].iov_len, kFlags2, &flags2)) {
+    fs.transport_fallback("the kernel did not offer FUSE over io_uring at INIT");
+    return false;
+  }
+  flags2 |= uring_abi::kInitFlags2OverIoUring;
+  std::memcpy(reply + kFlags2, &flags2, sizeof flags2);
+  return true;
 }
 
 ssize_t device_read(int fd, void* buf, size_t len, void*) {
   const ssize_t n = ::read(fd, buf, len);
   if (n > 0) {
     const int saved = errno;
-    inspect_request(buf, static_cast<size_t>(n));
+    note_request(buf, static_cast<size_t>(n));
     errno = saved;
   }
   return n;
 }
 
+ssize_t iov_total(const iovec* iov, int count) noexcept {
+  size_t n = 0;
+  for (int i = 0; i < count; ++i) n += iov[i].iov_len;
+  return static_cast<ssize_t>(n);
+}
+
 ssize_t device_writev(int fd, iovec* iov, int count, void* userdata) {
-  if (tl.init_offering_killpriv != 0) {
-    accept_killpriv(*static_cast<Filesystem*>(userdata), iov, count);
+  Filesystem& fs = *static_cast<Filesystem*>(userdata);
+  if (tl.init_unique != 0 && complete_init_reply(fs, iov, count)) {
+    // The kernel switches to the rings once every queue has an entry, and holds new
+    // requests until then: start them right after it has the reply.
+    const ssize_t n = ::writev(fd, iov, count);
+    if (n >= 0) fs.start_uring_transport();
+    return n;
+  }
+  // A ring request may be answered before every queue has started.
+  if (UringTransport* t = fs.uring_transport(); t != nullptr && t->commit(iov, count)) {
+    return iov_total(iov, count);
   }
   return ::writev(fd, iov, count);
 }

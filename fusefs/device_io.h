@@ -12,12 +12,18 @@
 // so what the read hook saw is kept per thread for the handler of that request.
 #pragma once
 
+#include <cstddef>
+
 struct fuse_session;
 
 namespace fsysfs::fusefs {
 
 // Whether the request this thread is serving asks the daemon to clear suid/sgid.
 bool request_kills_suidgid() noexcept;
+
+// Notes what the request in `buf` (as read from /dev/fuse) carries that libfuse drops, for
+// the handler this thread runs next. The read hook calls it; so does the io_uring transport.
+void note_request(const void* buf, size_t len) noexcept;
 
 // Installs the hooks on a mounted session whose userdata is the Filesystem. Returns 0, or
 // -errno when libfuse refuses them (the kernel then clears privileges itself).

@@ -184,10 +184,15 @@ std::optional<Faults::Hit> Faults::match(FaultOp op, const std::string& path) {
 
 void Faults::rearm() noexcept {
   uint32_t bits = 0;
+  bool delays = false;
   for (const auto& rule : rules_) {
-    if (rule.remaining != 0) bits |= rule.ops;
+    if (rule.remaining != 0) {
+      bits |= rule.ops;
+      delays = delays || rule.delay_ms > 0;
+    }
   }
   armed_.store(bits, std::memory_order_relaxed);
+  delays_.store(delays, std::memory_order_relaxed);
 }
 
 }  // namespace fsysfs::fusefs

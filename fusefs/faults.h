@@ -77,6 +77,8 @@ class Faults {
   bool armed(FaultOp op) const noexcept {
     return (armed_.load(std::memory_order_relaxed) >> static_cast<unsigned>(op)) & 1u;
   }
+  // Whether some rule holds requests (delay_ms): such a request must not hold up others.
+  bool delays() const noexcept { return delays_.load(std::memory_order_relaxed); }
   // The first rule for `op` matching `path` that fires, counted as fired.
   std::optional<Hit> match(FaultOp op, const std::string& path);
 
@@ -87,6 +89,7 @@ class Faults {
   std::vector<FaultRule> rules_;  // guarded by mu_
   std::minstd_rand rng_{0x5eed};  // guarded by mu_; deterministic, for repeatable runs
   std::atomic<uint32_t> armed_{0};
+  std::atomic<bool> delays_{false};
 };
 
 }  // namespace fsysfs::fusefs

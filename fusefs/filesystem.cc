@@ -1,6 +1,7 @@
 #include "fusefs/filesystem.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -14,8 +15,16 @@
 
 #include "engine/log.h"
 #include "engine/nvme.h"
+#include "fusefs/blocking_pool.h"
+#include "fusefs/transport/uring_transport.h"
 
 namespace fsysfs::fusefs {
+namespace {
+
+// As many as libfuse's workers: each may be held as long as a worker could be.
+constexpr unsigned kBlockingThreads = Config::kDefaultThreads;
+
+}  // namespace
 
 std::unique_ptr<Filesystem> Filesystem::create(const Config& config) noexcept {
   auto log = component_logger("fusefs");
@@ -72,6 +81,7 @@ int Filesystem::start_engine() noexcept {
 }
 
 void Filesystem::shutdown() noexcept {
+  blocking_.reset();  // runs what is queued
   std::unordered_set<FileHandle*> files;
   std::unordered_set<DirHandle*> dirs;
   {
@@ -152,6 +162,58 @@ int Filesystem::invalidate_pages(const Inode& inode, off_t off, off_t len) noexc
   int rc = fuse_lowlevel_notify_inval_inode(se, inodes_.id_of(inode), off, len);
   // ENOENT: the kernel has no such inode cached, so no pages either.
   return rc == -ENOENT ? 0 : rc;
+}
+
+bool Filesystem::run_blocking(std::function<void()> work) noexcept {
+  if (!RingQueue::on_owner_thread()) {
+    work();
+    return true;
+  }
+  return blocking_->run(std::move(work));
+}
+
+void Filesystem::start_uring_transport() noexcept {
+  UringTransport* t = uring_transport();
+  if (t == nullptr) return;
+  int rc = -ENOMEM;
+  try {
+    blocking_ = std::make_unique<BlockingPool>(kBlockingThreads);
+    rc = t->start([this] { return faults_.delays(); }, blocking_.get());
+  } catch (const std::exception& e) {
+    log_->error("cannot start the blocking pool: {}", e.what());
+  }
+  if (rc < 0) {
+    log_->error("FUSE over io_uring accepted at INIT but could not start ({}): unmounting",
+                std::strerror(-rc));
+    transport_failed_.store(true);
+    set_uring_transport(nullptr);
+    // libfuse's handler ends the session loop; serve() unmounts and exits non-zero.
+    ::raise(SIGTERM);
+    return;
+  }
+  log_->info("transport: FUSE over io_uring, {} queues of {} entries", t->queue_count(),
+             t->depth());
+}
+
+void Filesystem::transport_fallback(std::string why) noexcept {
+  set_uring_transport(nullptr);
+  if (config_.transport == Transport::kUring) {
+    log_->error("transport=uring: {}; unmounting", why);
+    transport_failed_.store(true);
+    ::raise(SIGTERM);
+  } else {
+    log_->info("transport: /dev/fuse ({})", why);
+  }
+  std::lock_guard lock(transport_mu_);
+  transport_why_ = std::move(why);
+}
+
+std::string Filesystem::transport_status() const {
+  // Cleared on fallback; no request (stats included) is served before INIT settled it.
+  if (uring_transport() != nullptr) return "io_uring";
+  std::lock_guard lock(transport_mu_);
+  if (transport_why_.empty()) return "/dev/fuse";
+  return "/dev/fuse (" + transport_why_ + ")";
 }
 
 void Filesystem::release_file(FileHandle* h) noexcept {

@@ -39,6 +39,9 @@ struct NvmeStatus;
 
 namespace fsysfs::fusefs {
 
+class BlockingPool;
+class UringTransport;
+
 // "/proc/self/fd/N": the one way to reach an O_PATH inode where the kernel offers no *at
 // form. The magic link ends at the inode itself, even when that inode is a symlink.
 struct ProcPath {
@@ -121,6 +124,30 @@ class Filesystem {
   // registers the handle. nullptr on allocation failure.
   FileHandle* add_file(UniqueFd fd, Inode& inode, int open_flags) noexcept;
   void release_file(FileHandle* h) noexcept;
+  // The io_uring transport while it is negotiated or runs (transport/uring_transport.h);
+  // null on /dev/fuse. serve() owns it and sets it before the session loop starts.
+  UringTransport* uring_transport() const noexcept {
+    return transport_.load(std::memory_order_acquire);
+  }
+  void set_uring_transport(UringTransport* t) noexcept {
+    transport_.store(t, std::memory_order_release);
+  }
+  // From the INIT reply that accepted the transport: starts it, or ends the mount (the
+  // kernel would hold every request for a ring that never comes).
+  void start_uring_transport() noexcept;
+  // The transport cannot run: carries on over /dev/fuse, or ends the mount when the
+  // configuration asked for io_uring only.
+  void transport_fallback(std::string why) noexcept;
+  // "io_uring" or "/dev/fuse", and why not io_uring when that was wanted.
+  std::string transport_status() const;
+  // The transport failed after the mount was made; serve() then exits non-zero.
+  bool transport_failed() const noexcept { return transport_failed_.load(); }
+
+  // Runs `work` where it may wait for the kernel to finish other FUSE requests: on the
+  // calling thread, or on the blocking pool when the caller is an io_uring queue's owner
+  // (blocking_pool.h). False when it could not be queued.
+  bool run_blocking(std::function<void()> work) noexcept;
+
   // The session notifications go to; set once the session exists.
   void set_session(fuse_session* se) noexcept { session_.store(se, std::memory_order_release); }
   // Drops the kernel's cached pages of `inode` in [off, off + len) (len 0: to the end) and
@@ -140,6 +167,11 @@ class Filesystem {
   std::shared_ptr<spdlog::logger> log_;
   InodeTable inodes_;
   std::atomic<fuse_session*> session_{nullptr};
+  std::atomic<UringTransport*> transport_{nullptr};
+  std::unique_ptr<BlockingPool> blocking_;  // created before the transport starts
+  std::atomic<bool> transport_failed_{false};
+  mutable std::mutex transport_mu_;
+  std::string transport_why_;  // guarded by transport_mu_: why /dev/fuse carries requests
   std::atomic<bool> writeback_{false};
   std::atomic<bool> kills_privs_{false};
   std::atomic<Durability> durability_;

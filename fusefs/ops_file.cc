@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <span>
@@ -20,6 +21,7 @@
 #include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
+#include "fusefs/transport/uring_transport.h"
 
 namespace fsysfs::fusefs {
 namespace {
@@ -124,19 +126,25 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
       fuse_bufvec dst = mem_bufvec(copy.data(), len);
       ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
       if (n < 0) return static_cast<int>(n);
-      data = {copy.data(), static_cast<size_t>(n)};
+      copy.resize(static_cast<size_t>(n));
+      data = copy;
     }
     if (h.direct && !writepage) {
       // The kernel does not drop pages cached while an asynchronous direct write was in
       // flight (a concurrent buffered read or mmap fault fills them with the old bytes), as
       // a native filesystem does when the write completes: drop them here, once the new
-      // bytes are in BACKING and before the write is answered. On the worker, since the
-      // invalidation may need other workers and the engine to write dirty pages back.
-      const int64_t res = eng.write(file, data, off, sync);
-      finish(res);
-      if (res > 0) fs.invalidate_pages(*h.inode, off, res);
-      reply_write_result(req, res);
-      return 0;
+      // bytes are in BACKING and before the write is answered. Where waiting for other
+      // requests is allowed, since the invalidation waits for the reads that fill those
+      // pages and may need the engine to write dirty ones back.
+      auto direct = [req, &fs, &h, &file, data, owned = std::move(copy), off, sync,
+                     finish]() noexcept {
+        const int64_t res =
+            fs.engine().write(file, owned.empty() ? data : std::span(owned), off, sync);
+        finish(res);
+        if (res > 0) fs.invalidate_pages(*h.inode, off, res);
+        reply_write_result(req, res);
+      };
+      return fs.run_blocking(std::move(direct)) ? 0 : -ENOMEM;
     }
     eng.write(file, data, off, sync, [req, finish](int64_t res) noexcept {
       finish(res);
@@ -231,6 +239,17 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*
   FileHandle& h = file_of(fi);
   if (int err = fs_of(req).inject(FaultOp::kRead, *h.inode); err != 0) {
     reply_err(req, err);
+    return;
+  }
+  if (std::span<std::byte> payload = UringTransport::reply_buffer(); !payload.empty()) {
+    // On the io_uring transport the reply is read straight into the request's payload
+    // buffer, from which the commit sends it; there is no /dev/fuse to splice into.
+    const ssize_t n = ::pread(h.fd(), payload.data(), std::min(size, payload.size()), off);
+    if (n < 0) {
+      reply_err(req, errno);
+    } else {
+      fuse_reply_buf(req, reinterpret_cast<const char*>(payload.data()), static_cast<size_t>(n));
+    }
     return;
   }
   fuse_bufvec buf;

@@ -15,8 +15,6 @@
 namespace fsysfs::fusefs {
 namespace {
 
-constexpr unsigned kMaxWrite = 1u << 20;
-
 void want_if_capable(fuse_conn_info* conn, unsigned cap) noexcept {
   if (conn->capable & cap) conn->want |= cap;
 }

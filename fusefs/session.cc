@@ -15,6 +15,7 @@
 #include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
+#include "fusefs/transport/uring_transport.h"
 
 namespace fsysfs::fusefs {
 namespace {
@@ -115,6 +116,23 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     fuse_remove_signal_handlers(se.get());
     return 1;
   }
+  // Set up before the loop reads INIT, whose reply decides the transport.
+  std::unique_ptr<UringTransport> transport;
+  if (config.transport != Transport::kDev) {
+    std::string why;
+    transport = UringTransport::prepare(se.get(), config.uring_depth, kMaxWrite, &why);
+    if (transport) {
+      fs->set_uring_transport(transport.get());
+    } else if (config.transport == Transport::kUring) {
+      log->error("transport=uring: {}", why);
+      fs->shutdown();
+      fuse_session_unmount(se.get());
+      fuse_remove_signal_handlers(se.get());
+      return 1;
+    } else {
+      fs->transport_fallback(why);
+    }
+  }
   log->info("mounted {} on {}", config.backing, config.mountpoint);
   try {
     if (on_ready) on_ready();
@@ -140,9 +158,13 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   int rc = fuse_session_loop_mt(se.get(), loop);
   fuse_loop_cfg_destroy(loop);
 
-  // Every worker has returned. Close what the kernel left open and stop the engine while
-  // the session can still carry the replies of in-flight writes and syncs.
+  // Every worker has returned and the connection is gone, which ends the ring owners too.
+  // Close what the kernel left open and stop the engine while the session (and the rings)
+  // can still carry the replies of in-flight writes and syncs.
+  if (transport) transport->stop();
   fs->shutdown();
+  fs->set_uring_transport(nullptr);
+  transport.reset();
   fuse_session_unmount(se.get());
   fuse_remove_signal_handlers(se.get());
   fs->set_session(nullptr);
@@ -152,6 +174,7 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     log->error("session loop failed: {}", std::strerror(-rc));
     return 1;
   }
+  if (fs->transport_failed()) return 1;
   if (rc > 0)
     log->info("signal {}: unmounted {}", rc, config.mountpoint);
   else
@@ -160,6 +183,18 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
 }
 
 }  // namespace
+
+const char* transport_name(Transport t) noexcept {
+  switch (t) {
+    case Transport::kAuto:
+      return "auto";
+    case Transport::kUring:
+      return "uring";
+    case Transport::kDev:
+      return "dev";
+  }
+  return "?";
+}
 
 int serve(const Config& config, const std::function<void()>& on_ready) {
   try {

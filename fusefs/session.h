@@ -10,6 +10,14 @@
 
 namespace fsysfs::fusefs {
 
+// How FUSE requests reach the daemon: FUSE over io_uring where the kernel offers it
+// (kAuto), only that (kUring: the mount fails without it), or /dev/fuse (kDev).
+enum class Transport : uint8_t { kAuto, kUring, kDev };
+const char* transport_name(Transport t) noexcept;
+
+// The largest WRITE the kernel sends (INIT's max_write); a ring entry's payload holds one.
+inline constexpr unsigned kMaxWrite = 1u << 20;
+
 struct Config {
   std::string backing;     // absolute, canonical path of the backing directory
   std::string mountpoint;  // absolute, canonical path of the mount point
@@ -27,6 +35,8 @@ struct Config {
   double attr_timeout = 1.0;   // seconds
   double entry_timeout = 1.0;  // seconds
   bool debug = false;          // libfuse request tracing (-d)
+  Transport transport = Transport::kAuto;
+  unsigned uring_depth = 16;  // entries per io_uring queue (one queue per CPU)
   // Initial values; both can change on the live mount through the control file.
   Durability durability = Durability::kFsync;
   DirSync dirsync = DirSync::kAuto;

@@ -6,6 +6,7 @@
 
 #include "engine/nvme.h"
 #include "fusefs/filesystem.h"
+#include "fusefs/transport/uring_transport.h"
 
 namespace fsysfs::fusefs {
 namespace {
@@ -65,7 +66,9 @@ struct Report {
         engine(fs.engine().stats()),
         nvme(fs.nvme_status()),
         fuse(fs.fuse_stats().snapshot()),
-        faults(fs.faults().rules()) {}
+        faults(fs.faults().rules()),
+        transport(fs.transport_status()),
+        ring_requests(fs.uring_transport() ? fs.uring_transport()->requests() : 0) {}
   const Config& config;
   Durability durability;
   DirSync dirsync;
@@ -76,6 +79,8 @@ struct Report {
   std::vector<engine::NvmeStatus> nvme;
   FuseStatsSnapshot fuse;
   std::vector<FaultRule> faults;
+  std::string transport;
+  uint64_t ring_requests;
 };
 
 constexpr std::pair<const char*, uint64_t engine::StatsSnapshot::*> kEngineCounters[] = {
@@ -103,6 +108,7 @@ std::string stats_text(Filesystem& fs) {
   append_line(out, "durability {}, dirsync {} ({}), writeback cache {}, suid/sgid cleared by {}",
               durability_name(r.durability), r.dirsync_on ? "on" : "off", dirsync_name(r.dirsync),
               r.writeback ? "on" : "off", r.kills_privs ? "daemon" : "kernel");
+  append_line(out, "transport {}, {} requests over io_uring", r.transport, r.ring_requests);
   append_line(out, "engine {}: {}", r.engine.backend, r.engine.backend_notes);
   append_line(out, "fixed files {}/{}, buffers {}/{}", r.engine.fixed_files_used,
               r.engine.fixed_files_total, r.engine.buffers_used, r.engine.buffers_total);
@@ -168,6 +174,8 @@ std::string stats_json(Filesystem& fs) {
                    durability_name(r.durability), dirsync_name(r.dirsync), r.dirsync_on);
   o += fmt::format("\"writeback_cache\":{},\"suid_cleared_by\":\"{}\",", r.writeback,
                    r.kills_privs ? "daemon" : "kernel");
+  o += fmt::format("\"transport\":{},\"ring_requests\":{},", json_string(r.transport),
+                   r.ring_requests);
   o += fmt::format("\"engine\":{{\"backend\":{},\"notes\":{},", json_string(r.engine.backend),
                    json_string(r.engine.backend_notes));
   o += fmt::format("\"fixed_files\":{{\"used\":{},\"total\":{}}},", r.engine.fixed_files_used,

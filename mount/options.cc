@@ -260,6 +260,18 @@ std::vector<OptionSpec> build_table() {
       "ring_sync_threads",
       "io_uring engine: threads that run fsync/fdatasync requests; 0 sends them to the ring",
       [](Settings& s) -> unsigned& { return s.config.engine.ring_sync_threads; }, 0, 256));
+  fs(word_option<fusefs::Transport>(
+      "transport", "auto|uring|dev",
+      "how FUSE requests reach the daemon: auto takes FUSE over io_uring where the kernel offers "
+      "it (Linux 6.14+, fuse module parameter enable_uring on) and /dev/fuse otherwise; uring "
+      "fails the mount without it; dev always reads /dev/fuse",
+      [](Settings& s) -> fusefs::Transport& { return s.config.transport; },
+      std::array{Word<fusefs::Transport>{"auto", fusefs::Transport::kAuto},
+                 Word<fusefs::Transport>{"uring", fusefs::Transport::kUring},
+                 Word<fusefs::Transport>{"dev", fusefs::Transport::kDev}}));
+  fs(unsigned_option(
+      "uring_depth", "io_uring transport: requests in flight per queue (one queue per CPU)",
+      [](Settings& s) -> unsigned& { return s.config.uring_depth; }, 1, 1024));
   fs(word_option<InlineOps>(
       "inline_io", "off|writes|all",
       "where writes and syncs run: all on the FUSE worker that received them, as a passthrough "

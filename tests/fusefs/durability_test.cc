@@ -319,6 +319,9 @@ class DirsyncWait : public DurabilityTest, public ::testing::WithParamInterface<
 
 TEST_P(DirsyncWait, OtherRequestsAreAnsweredMeanwhile) {
   const OuterMount& p = GetParam();
+  if (std::string(p.options).find("transport=uring") != std::string::npos) {
+    if (std::string why = uring_transport_missing(); !why.empty()) GTEST_SKIP() << why;
+  }
   const std::string bin = daemon_binary();
   // The real command line is under test; every build of this repository has it.
   ASSERT_EQ(bin.find("serve_helper"), std::string::npos) << "needs the fsysfs binary, not " << bin;
@@ -384,10 +387,13 @@ TEST_P(DirsyncWait, OtherRequestsAreAnsweredMeanwhile) {
 
 INSTANTIATE_TEST_SUITE_P(
     Outer, DirsyncWait,
-    ::testing::Values(OuterMount{"HandOffOneWorker", "threads=1,inline_io=writes", 1, false, false},
-                      OuterMount{"InlineOneWorker", "threads=1", 1, false, true},
-                      OuterMount{"InlineTwoWorkersTwoSyncs", "threads=2", 2, true, true},
-                      OuterMount{"InlineDefaultThreads", "inline_io=all", 2, true, false}),
+    ::testing::Values(
+        OuterMount{"HandOffOneWorker", "transport=dev,threads=1,inline_io=writes", 1, false, false},
+        OuterMount{"InlineOneWorker", "transport=dev,threads=1", 1, false, true},
+        OuterMount{"InlineTwoWorkersTwoSyncs", "transport=dev,threads=2", 2, true, true},
+        OuterMount{"InlineDefaultThreads", "transport=dev,inline_io=all", 2, true, false},
+        // The queue's owner hands syncs to the engine's threads and keeps fetching.
+        OuterMount{"Uring", "transport=uring", 2, false, false}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // inline_io: the engine runs plain writes and syncs on the FUSE worker, and their
@@ -415,7 +421,11 @@ TEST_F(InlineIo, WritesSyncsCloseAndDirsyncWorkInline) {
 // By default every write runs on the FUSE worker, straight from the request's bytes (no
 // registered buffer), an O_DSYNC write as pwrite then fdatasync. inline_io=writes sends
 // that chain to the ring in a registered buffer; inline_io=off sends plain writes there too.
-TEST_F(DurabilityTest, WritesAndChainsRunOnTheWorker) {
+// (The /dev/fuse transport's path: on io_uring the queue's owner never waits for the device.)
+constexpr char kDevTransport[] = "allow_other,default_permissions,transport=dev";
+using DevTransport = MountedWith<kDevTransport>;
+
+TEST_F(DevTransport, WritesAndChainsRunOnTheWorker) {
   const std::string s0 = stats();
   EXPECT_NE(json_word(s0, "notes").find("syncs and write+sync chains inline"), std::string::npos)
       << s0;

@@ -90,6 +90,13 @@ std::string daemon_binary() {
 
 std::string serve_helper_binary() { return FSYSFS_SERVE_HELPER; }
 
+std::string uring_transport_missing() {
+  std::ifstream in("/sys/module/fuse/parameters/enable_uring");
+  std::string value;
+  if (!(in >> value)) return "the kernel has no FUSE over io_uring";
+  return value == "Y" ? "" : "the fuse module's enable_uring parameter is off";
+}
+
 bool is_mounted(const std::string& path, const std::string& fstype) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
@@ -133,7 +140,14 @@ void MountFixture::SetUp() {
 void MountFixture::mount() {
   const std::string bin = daemon_binary();
   std::vector<std::string> argv{bin, "-f"};
-  if (std::string o = mount_options(); !o.empty()) {
+  std::string o = mount_options();
+  // The whole suite runs once per transport: $FSYSFS_TEST_TRANSPORT picks it for every mount
+  // whose test does not name one.
+  if (const char* t = std::getenv("FSYSFS_TEST_TRANSPORT");
+      t != nullptr && *t != '\0' && o.find("transport=") == std::string::npos) {
+    o += (o.empty() ? "transport=" : ",transport=") + std::string(t);
+  }
+  if (!o.empty()) {
     argv.push_back("-o");
     argv.push_back(o);
   }

@@ -41,6 +41,9 @@ class MountFixture : public ::testing::Test {
   bool mounted_ = false;
 };
 
+// Why this kernel cannot run the io_uring transport now (fusefs/transport), or "" if it can.
+std::string uring_transport_missing();
+
 // True when `path` is a mount point of filesystem type `fstype` in /proc/self/mountinfo.
 bool is_mounted(const std::string& path, const std::string& fstype);
 

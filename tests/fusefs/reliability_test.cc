@@ -822,6 +822,11 @@ class NoUring : public ReliabilityTest, public ::testing::WithParamInterface<con
     }
   }
 
+  // Without io_uring the transport falls back to /dev/fuse too, whatever the suite runs on.
+  std::string mount_options() const override {
+    return ReliabilityTest::mount_options() + ",transport=auto";
+  }
+
   std::string real_binary_;
 };
 
@@ -851,6 +856,8 @@ TEST_P(NoUring, EngineFallsBack_MountWorks_StatsSayWhy) {
   EXPECT_NE(notes.find("io_uring unavailable"), std::string::npos) << notes;
   EXPECT_NE(notes.find(std::strerror(denied)), std::string::npos) << notes;
   RecordProperty("notes", notes);
+  // The transport falls back with it, and says why.
+  EXPECT_EQ(json_word(json, "transport").rfind("/dev/fuse", 0), 0u) << json;
   EXPECT_GE(json_count(json, {"engine", "ops", "write", "count"}), 1u);
   EXPECT_EQ(json_count(json, {"engine", "ops", "write", "errors"}), 0u);
   EXPECT_EQ(json_count(json, {"engine", "ops", "fdatasync", "count"}), 1u);

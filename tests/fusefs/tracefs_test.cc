@@ -198,7 +198,8 @@ class TraceFixture : public MountFixture {
   // Two FUSE workers, never more, never fewer (threads=2 is also the idle limit): the
   // pid filter below then covers every thread that can write or sync.
   std::string mount_options() const override {
-    return "allow_other,default_permissions,threads=2," + mode_options();
+    // The traces follow the /dev/fuse transport's workers.
+    return "allow_other,default_permissions,threads=2,transport=dev," + mode_options();
   }
 
   void SetUp() override {
