@@ -154,6 +154,12 @@ int Filesystem::invalidate_pages(const Inode& inode, off_t off, off_t len) noexc
   return rc == -ENOENT ? 0 : rc;
 }
 
+int Filesystem::invalidate_attrs(const Inode& inode) noexcept {
+  // A negative offset invalidates no page, so the kernel takes no lock the request in
+  // flight may hold.
+  return invalidate_pages(inode, -1, 0);
+}
+
 void Filesystem::release_file(FileHandle* h) noexcept {
   {
     std::lock_guard lock(handles_mu_);

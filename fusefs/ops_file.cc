@@ -189,11 +189,11 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   UniqueFd fd;
   rc = -fs.inject(FaultOp::kCreate, dir, name);
   if (rc == 0) {
-    CredsGuard creds(req);
+    CredsGuard creds(req, fs.posix_acl());
     rc = creds.status();
     if (rc == 0) {
       const int flags = backing_flags(fs, fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
-      fd.reset(::openat(dir.fd.get(), name, flags, mode));
+      fd.reset(::openat(dir.fd.get(), name, flags, creds.mode(mode)));
       if (!fd) rc = -errno;
     }
   }
