@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -123,6 +124,14 @@ CredsGuard::~CredsGuard() {
     component_logger("fusefs")->critical("cannot restore supplementary groups; aborting");
     std::abort();
   }
+}
+
+bool caller_in_group(fuse_req_t req, gid_t gid) noexcept {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  std::array<gid_t, kMaxGroups> groups;
+  int n = fuse_req_getgroups(req, kMaxGroups, groups.data());
+  if (n > kMaxGroups) n = kMaxGroups;
+  return n > 0 && std::find(groups.begin(), groups.begin() + n, gid) != groups.begin() + n;
 }
 
 }  // namespace fsysfs::fusefs

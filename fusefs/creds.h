@@ -43,4 +43,9 @@ class CredsGuard {
   int status_ = 0;
 };
 
+// Whether `req`'s caller is in group `gid` (its fs group or a supplementary one), as the
+// kernel's in_group_p() asks. When the supplementary groups cannot be read, only the fs
+// group counts.
+bool caller_in_group(fuse_req_t req, gid_t gid) noexcept;
+
 }  // namespace fsysfs::fusefs
