@@ -216,6 +216,12 @@ std::string Filesystem::transport_status() const {
   return "/dev/fuse (" + transport_why_ + ")";
 }
 
+int Filesystem::invalidate_attrs(const Inode& inode) noexcept {
+  // A negative offset invalidates no page, so the kernel takes no lock the request in
+  // flight may hold.
+  return invalidate_pages(inode, -1, 0);
+}
+
 void Filesystem::release_file(FileHandle* h) noexcept {
   {
     std::lock_guard lock(handles_mu_);

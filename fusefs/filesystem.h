@@ -71,6 +71,10 @@ class Filesystem {
   // Whether the kernel leaves clearing suid/sgid on write and truncate to us (device_io.h).
   bool kills_privs() const noexcept { return kills_privs_.load(std::memory_order_relaxed); }
   void set_kills_privs(bool on) noexcept { kills_privs_.store(on, std::memory_order_relaxed); }
+  // Whether the kernel enforces POSIX ACLs and leaves the umask to us (decided in init): the
+  // ops that create names then run with the caller's umask (creds.h).
+  bool posix_acl() const noexcept { return posix_acl_.load(std::memory_order_relaxed); }
+  void set_posix_acl(bool on) noexcept { posix_acl_.store(on, std::memory_order_relaxed); }
 
   // The live durability settings; an operation reads them once, when it starts.
   Durability durability() const noexcept { return durability_.load(std::memory_order_relaxed); }
@@ -155,6 +159,9 @@ class Filesystem {
   // thread: a dirty page is written back first, through a FUSE worker and the engine.
   // Returns 0 or -errno.
   int invalidate_pages(const Inode& inode, off_t off, off_t len) noexcept;
+  // Drops the kernel's cached attributes (and ACLs) of `inode`, not its pages; safe while a
+  // request on the inode is outstanding. Returns 0 or -errno.
+  int invalidate_attrs(const Inode& inode) noexcept;
   DirHandle* add_dir(std::unique_ptr<DirHandle> h) noexcept;
   void release_dir(DirHandle* h) noexcept;
 
@@ -174,6 +181,7 @@ class Filesystem {
   std::string transport_why_;  // guarded by transport_mu_: why /dev/fuse carries requests
   std::atomic<bool> writeback_{false};
   std::atomic<bool> kills_privs_{false};
+  std::atomic<bool> posix_acl_{false};
   std::atomic<Durability> durability_;
   std::atomic<DirSync> dirsync_;
   const uid_t owner_;

@@ -7,6 +7,8 @@
 
 namespace fsysfs::fusefs {
 
+struct Inode;
+
 // ops_entry.cc
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept;
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept;
@@ -28,10 +30,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept;
 void op_statfs(fuse_req_t req, fuse_ino_t ino) noexcept;
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept;
-// Clears S_ISUID, and S_ISGID when group-executable, as the kernel does when a caller
-// without CAP_FSETID writes or truncates. `fd` is an open file, or an O_PATH fd when
-// `o_path`. Returns 0 or -errno.
-int clear_suidgid(int fd, bool o_path) noexcept;
+// Clears what the kernel clears on a native filesystem when `req`'s caller, lacking
+// CAP_FSETID, writes, truncates or fallocates a regular file: S_ISUID, and S_ISGID when the
+// file is group-executable or the caller is not in its group; and drops the kernel's cached
+// attributes of `inode` if it did. `fd` is an open file of `inode`, or -1 to go through its
+// O_PATH fd. Returns 0 or -errno.
+int clear_suidgid(fuse_req_t req, const Inode& inode, int fd) noexcept;
 
 // ops_dir.cc
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;

@@ -28,8 +28,8 @@ int do_getattr(Inode& inode, fuse_file_info* fi, struct stat* st) noexcept {
 
 // Order: mode, owner, size, times (as chmod, chown, truncate, touch would run them). A
 // failure stops there, like the first failing syscall would.
-int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info* fi,
-               bool kill_suidgid) noexcept {
+int do_setattr(fuse_req_t req, Inode& inode, const struct stat& attr, int to_set,
+               fuse_file_info* fi, bool kill_suidgid) noexcept {
   // Every SETATTR comes from a notify_change, which on a local filesystem updates ctime even
   // when nothing else changes: chown(f, -1, -1) arrives with no attribute bit (under
   // writeback_cache with FUSE_SET_ATTR_CTIME only, a time the backing cannot be given). An
@@ -60,7 +60,7 @@ int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info
     inode.data.changed();  // before the reply: a later fdatasync must not be elided
     if (rc != 0) return -errno;
     if (kill_suidgid) {
-      rc = ofd >= 0 ? clear_suidgid(ofd, false) : clear_suidgid(inode.fd.get(), true);
+      rc = clear_suidgid(req, inode, ofd);
       if (rc < 0) return rc;
     }
   }
@@ -88,15 +88,25 @@ int do_setattr(Inode& inode, const struct stat& attr, int to_set, fuse_file_info
 
 }  // namespace
 
-int clear_suidgid(int fd, bool o_path) noexcept {
+int clear_suidgid(fuse_req_t req, const Inode& inode, int fd) noexcept {
   struct stat st;
-  if (::fstat(fd, &st) != 0) return -errno;
+  if ((fd >= 0 ? ::fstat(fd, &st) : stat_inode(inode, &st)) != 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return 0;
   mode_t kill = st.st_mode & S_ISUID;
-  if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  // As the kernel's setattr_should_drop_sgid(): S_ISGID without group-exec makes no setgid
+  // program, yet it goes too unless the caller is in the file's group.
+  if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !caller_in_group(req, st.st_gid))) {
+    kill |= S_ISGID;
+  }
   if (kill == 0) return 0;
   const mode_t mode = st.st_mode & 07777 & ~kill;
-  int rc = o_path ? ::chmod(ProcPath(fd).c_str(), mode) : ::fchmod(fd, mode);
-  return rc == 0 ? 0 : -errno;
+  int rc = fd >= 0 ? ::fchmod(fd, mode) : ::chmod(ProcPath(inode.fd.get()).c_str(), mode);
+  if (rc != 0) return -errno;
+  // The replies to WRITE, FALLOCATE and COPY_FILE_RANGE carry no attributes, and the kernel
+  // does not expect the mode to change with them: it would show the old one until its
+  // attributes time out.
+  fs_of(req).invalidate_attrs(inode);
+  return 0;
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
@@ -115,7 +125,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   Filesystem& fs = fs_of(req);
   Inode& inode = fs.inode(ino);
   struct stat st;
-  int rc = do_setattr(inode, *attr, to_set, fi, fs.kills_privs() && request_kills_suidgid());
+  int rc = do_setattr(req, inode, *attr, to_set, fi, fs.kills_privs() && request_kills_suidgid());
   if (rc == 0) rc = do_getattr(inode, fi, &st);
   if (rc < 0) {
     reply_err(req, -rc);

@@ -56,8 +56,9 @@ int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t
     return -err;
   }
   {
-    CredsGuard creds(req);
+    CredsGuard creds(req, fs.posix_acl());
     if (creds.status() < 0) return creds.status();
+    mode = creds.mode(mode);
     int rc = S_ISDIR(mode) ? ::mkdirat(parent.fd.get(), name, mode & ~S_IFMT)
                            : ::mknodat(parent.fd.get(), name, mode, rdev);
     if (rc != 0) return -errno;

@@ -154,6 +154,17 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
   });
 }
 
+// FALLOCATE and COPY_FILE_RANGE carry no kill flag: before either changes data, clears
+// suid/sgid as a native filesystem does when the caller lacks CAP_FSETID. The kernel's own
+// file_modified() reaches us only as a SETATTR without attributes (which clears what a
+// chown by root would), and not at all once it has marked the inode as having nothing to
+// clear; so the caller's uid stands in for the capability, as it does for the identity
+// switch (creds.h: a non-root fsuid drops it). Returns 0 or -errno.
+int kill_privs_of_caller(fuse_req_t req, FileHandle& h) noexcept {
+  if (fuse_req_ctx(req)->uid == 0) return 0;
+  return clear_suidgid(req, *h.inode, h.fd());
+}
+
 // Whether the kernel may keep the inode's cached pages for this new open (page_cache.h).
 bool keep_page_cache(Filesystem& fs, FileHandle& h) noexcept {
   struct stat st;
@@ -197,11 +208,11 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   UniqueFd fd;
   rc = -fs.inject(FaultOp::kCreate, dir, name);
   if (rc == 0) {
-    CredsGuard creds(req);
+    CredsGuard creds(req, fs.posix_acl());
     rc = creds.status();
     if (rc == 0) {
       const int flags = backing_flags(fs, fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
-      fd.reset(::openat(dir.fd.get(), name, flags, mode));
+      fd.reset(::openat(dir.fd.get(), name, flags, creds.mode(mode)));
       if (!fd) rc = -errno;
     }
   }
@@ -268,7 +279,9 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* bufv, off_t off,
   Filesystem& fs = fs_of(req);
   FileHandle& h = file_of(fi);
   int rc = -fs.inject(FaultOp::kWrite, *h.inode);
-  if (rc == 0 && fs.kills_privs() && request_kills_suidgid()) rc = clear_suidgid(h.fd(), false);
+  if (rc == 0 && fs.kills_privs() && request_kills_suidgid()) {
+    rc = clear_suidgid(req, *h.inode, h.fd());
+  }
   if (rc == 0) rc = do_write(req, fs, h, bufv, off, fi->writepage != 0);
   if (rc < 0) reply_write_result(req, rc);
 }
@@ -333,7 +346,8 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noex
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                   fuse_file_info* fi) noexcept {
   FileHandle& h = file_of(fi);
-  int rc = ::fallocate(h.fd(), mode, offset, length) == 0 ? 0 : errno;
+  int rc = -kill_privs_of_caller(req, h);
+  if (rc == 0 && ::fallocate(h.fd(), mode, offset, length) != 0) rc = errno;
   h.inode->data.changed();
   if (rc == 0) rc = sync_after_change(fs_of(req), h);
   reply_err(req, rc);
@@ -344,9 +358,13 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
   loff_t in = off_in;
   loff_t out = off_out;
   FileHandle& dst = file_of(fi_out);
-  ssize_t n = ::copy_file_range(file_of(fi_in).fd(), &in, dst.fd(), &out, len,
-                                static_cast<unsigned>(flags));
-  int err = n < 0 ? errno : 0;
+  int err = -kill_privs_of_caller(req, dst);
+  ssize_t n = 0;
+  if (err == 0) {
+    n = ::copy_file_range(file_of(fi_in).fd(), &in, dst.fd(), &out, len,
+                          static_cast<unsigned>(flags));
+    if (n < 0) err = errno;
+  }
   dst.inode->data.changed();
   if (err == 0) err = sync_after_change(fs_of(req), dst);
   if (err != 0) {

@@ -5,8 +5,10 @@
 // close), which an OFD or per-daemon fcntl lock on the backing fd cannot reproduce.
 
 #include <spdlog/spdlog.h>
+#include <sys/xattr.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "fusefs/control.h"
 #include "fusefs/filesystem.h"
@@ -17,6 +19,15 @@ namespace {
 
 void want_if_capable(fuse_conn_info* conn, unsigned cap) noexcept {
   if (conn->capable & cap) conn->want |= cap;
+}
+
+// Whether the backing fs keeps POSIX ACLs. On one that does not, the kernel would still ask
+// for them and fail every permission check that reaches the group or other bits, and a
+// caller would see ENODATA where the backing fs says EOPNOTSUPP.
+bool backing_keeps_acls(Filesystem& fs) noexcept {
+  const ProcPath root(fs.inode(FUSE_ROOT_ID).fd.get());
+  return ::getxattr(root.c_str(), "system.posix_acl_access", nullptr, 0) >= 0 ||
+         errno != EOPNOTSUPP;
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) noexcept {
@@ -47,6 +58,22 @@ void op_init(void* userdata, fuse_conn_info* conn) noexcept {
   conn->want &= ~FUSE_CAP_POSIX_LOCKS;
   // The kernel keeps clearing suid/sgid itself (by setattr) on write and truncate.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+  // POSIX ACLs, on default_permissions mounts only (the kernel turns default_permissions on
+  // with them): the kernel checks and caches them, the backing fs keeps mode and ACL in step
+  // and inherits default ACLs. Whether the umask applies depends on the parent's default
+  // ACL, which only the backing fs sees. With POSIX_ACL alone the kernel still takes the
+  // umask off the mode; DONT_MASK stops that, it comes in the request (fuse_req_ctx), and
+  // the creating ops hand it on.
+  const unsigned acl_caps = FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+  if (fs.config().default_permissions && (conn->capable & acl_caps) == acl_caps &&
+      backing_keeps_acls(fs)) {
+    conn->want |= acl_caps;
+    fs.set_posix_acl(true);
+    fs.log().info("init: POSIX ACLs on; names are created with the caller's umask");
+  } else {
+    conn->want &= ~acl_caps;
+    fs.set_posix_acl(false);
+  }
   bool writeback = false;
   if (fs.config().writeback_cache) {
     if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {

@@ -4,13 +4,38 @@
 #include <sys/xattr.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
+#include "fusefs/creds.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
 
 namespace fsysfs::fusefs {
 namespace {
+
+bool is_posix_acl(const char* name) noexcept {
+  return std::strcmp(name, "system.posix_acl_access") == 0 ||
+         std::strcmp(name, "system.posix_acl_default") == 0;
+}
+
+// Sets or removes a POSIX ACL (`change(path)`, a setxattr or removexattr returning 0 or -1)
+// as the caller: the backing fs then checks that the caller owns the inode and, as it
+// changes the mode to match an access ACL, clears S_ISGID unless the caller is in the
+// file's group, which it would not do for root. The mode changed underneath the kernel's
+// cached attributes: with POSIX ACLs on, the kernel drops them itself after the request;
+// otherwise they are dropped here. Returns 0 or -errno.
+template <class Change>
+int change_posix_acl(fuse_req_t req, Inode& inode, Change&& change) noexcept {
+  {
+    CredsGuard creds(req);
+    if (creds.status() < 0) return creds.status();
+    if (change(ProcPath(inode.fd.get()).c_str()) != 0) return -errno;
+  }
+  Filesystem& fs = fs_of(req);
+  if (!fs.posix_acl()) fs.invalidate_attrs(inode);
+  return 0;
+}
 
 // getxattr/listxattr share their reply protocol: size 0 asks for the length only.
 template <class Fn>
@@ -35,15 +60,31 @@ void reply_sized(fuse_req_t req, size_t size, Fn&& fn) noexcept {
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
-  const ProcPath path(fs_of(req).inode(ino).fd.get());
+  Inode& inode = fs_of(req).inode(ino);
+  if (is_posix_acl(name)) {
+    reply_err(req, -change_posix_acl(req, inode, [&](const char* path) {
+                return ::setxattr(path, name, value, size, flags);
+              }));
+    return;
+  }
+  const ProcPath path(inode.fd.get());
   int rc = ::setxattr(path.c_str(), name, value, size, flags) == 0 ? 0 : errno;
   reply_err(req, rc);
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
-  const ProcPath path(fs_of(req).inode(ino).fd.get());
-  reply_sized(req, size,
-              [&](char* buf, size_t len) { return ::getxattr(path.c_str(), name, buf, len); });
+  Filesystem& fs = fs_of(req);
+  const ProcPath path(fs.inode(ino).fd.get());
+  // With POSIX ACLs on, the kernel asks for them to check permissions and takes only
+  // ENODATA for "no ACL". The backing root keeps ACLs (init checks), but a filesystem
+  // mounted below it may not, and its EOPNOTSUPP would fail every check there that reaches
+  // the group or other bits.
+  const bool acl_lookup = fs.posix_acl() && is_posix_acl(name);
+  reply_sized(req, size, [&](char* buf, size_t len) {
+    ssize_t n = ::getxattr(path.c_str(), name, buf, len);
+    if (n < 0 && errno == EOPNOTSUPP && acl_lookup) errno = ENODATA;
+    return n;
+  });
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
@@ -53,7 +94,13 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
-  const ProcPath path(fs_of(req).inode(ino).fd.get());
+  Inode& inode = fs_of(req).inode(ino);
+  if (is_posix_acl(name)) {
+    reply_err(req, -change_posix_acl(req, inode,
+                                     [&](const char* path) { return ::removexattr(path, name); }));
+    return;
+  }
+  const ProcPath path(inode.fd.get());
   int rc = ::removexattr(path.c_str(), name) == 0 ? 0 : errno;
   reply_err(req, rc);
 }

@@ -71,7 +71,8 @@ using SessionPtr = std::unique_ptr<fuse_session, SessionDeleter>;
 int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   auto log = component_logger("fusefs");
   fuse_set_log_func(fuse_log_to_spdlog);
-  // Creation modes arrive with the caller's umask already applied by the kernel.
+  // Creation modes arrive with the caller's umask applied by the kernel, or (POSIX ACLs)
+  // the creating op applies it on its own thread (creds.h); never the daemon's.
   ::umask(0);
 
   std::unique_ptr<Filesystem> fs = Filesystem::create(config);

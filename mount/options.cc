@@ -165,7 +165,7 @@ std::vector<OptionSpec> build_table() {
   fs(bool_flag("allow_other", "let every user, not only the one who mounted, use the mount",
                [](Settings& s) -> bool& { return s.config.allow_other; }));
   fs(flag(
-      "default_permissions", "the kernel checks permissions from mode bits and owners",
+      "default_permissions", "the kernel checks permissions from mode bits, owners and POSIX ACLs",
       [](Settings& s) { s.default_permissions = true; },
       [](const Settings& s) -> std::string {
         if (s.default_permissions) return on_off(*s.default_permissions);

@@ -10,7 +10,9 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -134,6 +136,129 @@ TEST_F(Privileges, RootsWriteKeepsTheBits) {
   ::close(fd);
   EXPECT_EQ(backing_mode(back), 06777u);
 }
+
+// What a data change leaves of suid/sgid, in parity with the backing fs (fstests generic/683,
+// 684, 685): a caller without CAP_FSETID loses S_ISUID, and S_ISGID too when the file is
+// group-executable or the caller is not in its group; root keeps both. The mode is read as
+// `stat -c %a` reads it, with statx(STATX_MODE) alone: a full stat would refresh the
+// kernel's cached attributes and hide a stale mode. The parameter is the mount options.
+class SuidSgidParity : public MountFixture, public ::testing::WithParamInterface<const char*> {
+ protected:
+  std::string mount_options() const override { return GetParam(); }
+
+  using Change = std::function<void(Recorder&, const std::string& rel)>;
+
+  static void mode(Recorder& r, const std::string& what, const std::string& rel) {
+    struct statx stx;
+    if (::statx(AT_FDCWD, r.p(rel).c_str(), 0, STATX_MODE, &stx) != 0) {
+      r.note(what, errno_name(errno));
+      return;
+    }
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%o", stx.stx_mode & 07777);
+    r.note(what, buf);
+  }
+
+  void check(const Change& change) {
+    expect_parity(plain_, mnt_, [&change](Recorder& r) {
+      write_file(r.p("src"), std::string(8192, 's'));
+      auto fresh = [&r](mode_t m, gid_t group) {
+        write_file(r.p("f"), std::string(192 << 10, 'X'));
+        ::chown(r.p("f").c_str(), 0, group);
+        ::chmod(r.p("f").c_str(), m);
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "%o%s", m, group == kNogroup ? " in caller's group" : "");
+        mode(r, std::string(buf) + " before", "f");
+        return std::string(buf);
+      };
+      for (gid_t group : {gid_t{0}, kNogroup}) {
+        for (mode_t m : {06666, 06676, 06766, 06777, 02666, 02676}) {
+          const std::string what = fresh(m, group);
+          run_as(r, kNobody, kNogroup, [&change](Recorder& c) { change(c, "f"); });
+          mode(r, what + " after nobody's change", "f");
+        }
+      }
+      for (mode_t m : {06666, 06777}) {
+        const std::string what = fresh(m, 0);
+        change(r, "f");
+        mode(r, what + " after root's change", "f");
+      }
+    });
+  }
+};
+
+TEST_P(SuidSgidParity, Write) {
+  check([](Recorder& c, const std::string& rel) {
+    int fd = c.fd("open", ::open(c.p(rel).c_str(), O_WRONLY));
+    c.rc("write", ::pwrite(fd, "w", 1, 4096), true);
+    ::close(fd);
+  });
+}
+
+TEST_P(SuidSgidParity, Truncate) {
+  check([](Recorder& c, const std::string& rel) {
+    c.rc("truncate", ::truncate(c.p(rel).c_str(), 100000));
+    int fd = c.fd("open", ::open(c.p(rel).c_str(), O_WRONLY));
+    c.rc("ftruncate", ::ftruncate(fd, 90000));
+    ::close(fd);
+  });
+}
+
+TEST_P(SuidSgidParity, OpenTruncate) {
+  check([](Recorder& c, const std::string& rel) {
+    c.open_probe("open O_TRUNC", ::open(c.p(rel).c_str(), O_WRONLY | O_TRUNC));
+  });
+}
+
+TEST_P(SuidSgidParity, Fallocate) {
+  check([](Recorder& c, const std::string& rel) {
+    int fd = c.fd("open", ::open(c.p(rel).c_str(), O_RDWR));
+    c.rc("fallocate", ::fallocate(fd, 0, 64 << 10, 64 << 10));
+    ::close(fd);
+  });
+}
+
+TEST_P(SuidSgidParity, FallocateKeepSizeBeyondEof) {
+  check([](Recorder& c, const std::string& rel) {
+    int fd = c.fd("open", ::open(c.p(rel).c_str(), O_RDWR));
+    c.rc("fallocate", ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 256 << 10, 64 << 10));
+    ::close(fd);
+  });
+}
+
+TEST_P(SuidSgidParity, PunchHole) {
+  check([](Recorder& c, const std::string& rel) {
+    int fd = c.fd("open", ::open(c.p(rel).c_str(), O_RDWR));
+    c.rc("punch", ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 64 << 10, 64 << 10));
+    ::close(fd);
+  });
+}
+
+TEST_P(SuidSgidParity, ZeroRange) {
+  check([](Recorder& c, const std::string& rel) {
+    int fd = c.fd("open", ::open(c.p(rel).c_str(), O_RDWR));
+    c.rc("zero", ::fallocate(fd, FALLOC_FL_ZERO_RANGE, 64 << 10, 64 << 10));
+    ::close(fd);
+  });
+}
+
+TEST_P(SuidSgidParity, CopyFileRange) {
+  check([](Recorder& c, const std::string& rel) {
+    int in = c.fd("open source", ::open(c.p("src").c_str(), O_RDONLY));
+    int out = c.fd("open", ::open(c.p(rel).c_str(), O_WRONLY));
+    loff_t off_in = 0, off_out = 4096;
+    c.rc("copy", ::copy_file_range(in, &off_in, out, &off_out, 4096, 0), true);
+    ::close(in);
+    ::close(out);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Mounts, SuidSgidParity,
+                         ::testing::Values("allow_other,default_permissions",
+                                           "allow_other,default_permissions,writeback_cache"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.index == 0 ? "WriteThrough" : "Writeback");
+                         });
 
 }  // namespace
 }  // namespace fsysfs::test
