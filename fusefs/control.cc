@@ -59,6 +59,10 @@ int read_attr(Filesystem& fs, std::string_view name, std::string& out) {
     out = std::string(dirsync_name(fs.dirsync_setting()));
   } else if (name == kFaults) {
     out = faults_text(fs);
+  } else if (name == kOptions) {
+    out = fs.config().options;
+  } else if (name == kMount) {
+    out = to_string(fs.refresh_mount());
   } else {
     return -ENODATA;
   }
@@ -165,7 +169,7 @@ void control_setxattr(fuse_req_t req, const char* name, const char* value, size_
 void control_listxattr(fuse_req_t req, size_t size) noexcept {
   using namespace control_attr;
   std::string names;
-  for (const char* n : {kStats, kStatsJson, kDurability, kDirsync, kFaults}) {
+  for (const char* n : {kStats, kStatsJson, kDurability, kDirsync, kFaults, kOptions, kMount}) {
     names += n;
     names += '\0';
   }

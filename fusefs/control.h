@@ -33,6 +33,10 @@ inline constexpr const char* kDirsync = "user.fsysfs.dirsync";           // get/
 inline constexpr const char* kFaults = "user.fsysfs.faults";             // get: one rule a line
 inline constexpr const char* kInject = "user.fsysfs.inject";             // set: add a rule
 inline constexpr const char* kInjectClear = "user.fsysfs.inject.clear";  // set (any value)
+inline constexpr const char* kOptions = "user.fsysfs.options";  // get: the -o given at mount
+// get: the kernel flags the daemon follows ("rw,nosuid,nodev,relatime"), read again from
+// /proc/self/mountinfo first, so that a remount can wait until the daemon follows it.
+inline constexpr const char* kMount = "user.fsysfs.mount";
 }  // namespace control_attr
 
 // True for the control file's name in the root directory.

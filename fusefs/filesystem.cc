@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +12,8 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -54,7 +58,8 @@ Filesystem::Filesystem(const Config& config, std::unique_ptr<Inode> root)
       inodes_(std::move(root)),
       durability_(config.durability),
       dirsync_(config.dirsync),
-      owner_(::getuid()) {}
+      owner_(::getuid()),
+      mount_flags_(config.mount_flags) {}
 
 Filesystem::~Filesystem() { shutdown(); }
 
@@ -154,6 +159,162 @@ FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode, int open_flags) noex
   } catch (const std::bad_alloc&) {
     return nullptr;
   }
+}
+
+namespace {
+
+std::string read_mountinfo() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Adds or drops O_NOATIME on an open fd (fcntl F_SETFL may change it); best effort: the
+// kernel refuses it to a non-owner without CAP_FOWNER.
+void set_noatime(int fd, bool on) noexcept {
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || ((fl & O_NOATIME) != 0) == on) return;
+  ::fcntl(fd, F_SETFL, on ? (fl | O_NOATIME) : (fl & ~O_NOATIME));
+}
+
+}  // namespace
+
+int Filesystem::watch_mount() noexcept {
+  try {
+    std::lock_guard lock(mount_mu_);
+    // Opened before reading, so that no change after the read goes unnoticed.
+    mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+    if (!mountinfo_) {
+      log_->warn("cannot open /proc/self/mountinfo ({}): mount flags are not followed",
+                 std::strerror(errno));
+      return -errno;
+    }
+    const MountInfoEntry* found = nullptr;
+    auto entries = parse_mountinfo(read_mountinfo());
+    for (const auto& e : entries) {
+      if (e.mountpoint == config_.mountpoint && e.fstype == "fuse.fsysfs") found = &e;
+    }
+    if (found == nullptr) {
+      mountinfo_.reset();
+      log_->warn("{} is not in /proc/self/mountinfo: mount flags are not followed",
+                 config_.mountpoint);
+      return -ENOENT;
+    }
+    mount_id_ = found->id;
+    const MountFlags flags = flags_of(*found);
+    log_->info("mount flags {}", to_string(flags));
+    apply_mount_flags(flags);
+    return 0;
+  } catch (const std::exception& e) {
+    log_->warn("cannot read the mount's flags: {}", e.what());
+    return -ENOMEM;
+  }
+}
+
+void Filesystem::follow_mount() noexcept {
+  if (!mountinfo_) return;
+  pollfd p{mountinfo_.get(), POLLPRI, 0};
+  // POLLERR|POLLPRI once per change of this mount namespace's table, whichever mount.
+  if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLPRI | POLLERR)) != 0) refresh_mount();
+}
+
+MountFlags Filesystem::refresh_mount() noexcept {
+  try {
+    std::lock_guard lock(mount_mu_);
+    if (mount_id_ == 0) return mount_flags();
+    for (const auto& e : parse_mountinfo(read_mountinfo())) {
+      if (e.id != mount_id_) continue;
+      const MountFlags flags = flags_of(e);
+      const MountFlags old = mount_flags();
+      if (!(flags == old)) {
+        log_->info("mount flags {} -> {}", to_string(old), to_string(flags));
+        apply_mount_flags(flags);
+      }
+      break;
+    }
+  } catch (const std::exception& e) {
+    log_->warn("cannot read the mount's flags: {}", e.what());
+  }
+  return mount_flags();
+}
+
+void Filesystem::apply_mount_flags(const MountFlags& flags) {
+  const MountFlags old = mount_flags();
+  if (reads_move_atime(flags) && !view_ready_.load(std::memory_order_acquire) && !view_failed_) {
+    // A detached copy of the mount BACKING's root is on, with its root there.
+    UniqueFd tree(::open_tree(inodes_.root().fd.get(), "",
+                              AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+    UniqueFd dir;
+    struct stat st;
+    if (tree) dir.reset(::openat(tree.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!tree || !dir || ::fstat(dir.get(), &st) != 0) {
+      view_failed_ = true;
+      log_->warn(
+          "strictatime: cannot copy BACKING's mount ({}; root only): reads move atime as "
+          "BACKING's own mount says",
+          std::strerror(errno));
+    } else {
+      view_tree_ = std::move(tree);
+      view_dir_ = std::move(dir);
+      view_dev_ = st.st_dev;
+    }
+  }
+  if (view_tree_) {
+    // A read of a read-only mount never moves atime.
+    const Atime rule = flags.read_only ? Atime::kNoatime : flags.atime;
+    if (int rc = set_atime_rule(view_tree_.get(), "", AT_EMPTY_PATH, rule, flags.nodiratime);
+        rc < 0) {
+      log_->warn("cannot set the access time rule of the strictatime view: {}", std::strerror(-rc));
+    } else {
+      view_ready_.store(true, std::memory_order_release);
+    }
+  }
+  mount_flags_.store(flags, std::memory_order_relaxed);
+  // Files and directories already open follow too, as they would on a native mount.
+  const bool files = reads_keep_atime(flags, false);
+  const bool dirs = reads_keep_atime(flags, true);
+  if (files == reads_keep_atime(old, false) && dirs == reads_keep_atime(old, true)) return;
+  std::lock_guard lock(handles_mu_);
+  for (FileHandle* h : files_) {
+    set_noatime(h->fd(), files);
+    if (h->cached_file) set_noatime(h->cached_file->fd(), files);
+  }
+  for (DirHandle* h : dirs_) set_noatime(dirfd(h->dir), dirs);
+}
+
+int Filesystem::open_in_view(const Inode& inode, int flags) noexcept {
+  if (!view_ready_.load(std::memory_order_acquire) || inode.dev != view_dev_) return -EXDEV;
+  alignas(file_handle) unsigned char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+  auto* handle = reinterpret_cast<file_handle*>(buf);
+  handle->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  if (::name_to_handle_at(inode.fd.get(), "", handle, &mount_id, AT_EMPTY_PATH) != 0) {
+    return -errno;
+  }
+  int fd = ::open_by_handle_at(view_dir_.get(), handle, flags);
+  return fd >= 0 ? fd : -errno;
+}
+
+int Filesystem::open_backing(const Inode& inode, int flags) noexcept {
+  const MountFlags mf = mount_flags();
+  if (reads_move_atime(mf)) {
+    // Elsewhere (another filesystem below BACKING, no file handles): BACKING's own rule.
+    if (int fd = open_in_view(inode, flags); fd >= 0) return fd;
+  }
+  const ProcPath path(inode.fd.get());
+  if (reads_keep_atime(mf, (flags & O_DIRECTORY) != 0)) {
+    int fd = ::open(path.c_str(), flags | O_NOATIME);
+    // EPERM: neither the owner nor CAP_FOWNER; the read then moves atime as BACKING's
+    // own mount says.
+    if (fd >= 0 || errno != EPERM) return fd >= 0 ? fd : -errno;
+  }
+  int fd = ::open(path.c_str(), flags);
+  return fd >= 0 ? fd : -errno;
+}
+
+int Filesystem::create_flags() const noexcept {
+  return reads_keep_atime(mount_flags(), false) ? O_NOATIME : 0;
 }
 
 int Filesystem::invalidate_pages(const Inode& inode, off_t off, off_t len) noexcept {

@@ -27,6 +27,7 @@
 #include "fusefs/fuse_stats.h"
 #include "fusefs/handles.h"
 #include "fusefs/inode_table.h"
+#include "fusefs/mount_flags.h"
 #include "fusefs/session.h"
 
 namespace spdlog {
@@ -91,6 +92,30 @@ class Filesystem {
   std::vector<engine::NvmeStatus> nvme_status() const;
   // Who may change settings and inject faults besides root: the user who mounted.
   uid_t owner() const noexcept { return owner_; }
+
+  // The kernel's flags on the mount, as last read from /proc/self/mountinfo (at first the
+  // ones asked for). Opens follow their access time rules (open_backing); the kernel
+  // enforces the rest itself.
+  MountFlags mount_flags() const noexcept { return mount_flags_.load(std::memory_order_relaxed); }
+  // Finds the mount at config().mountpoint in /proc/self/mountinfo and takes its flags.
+  // Call once, right after mounting and before requests are served. -errno (logged) when
+  // the mount is not there; its flags then stay the ones asked for.
+  int watch_mount() noexcept;
+  // Takes the mount's flags again when the mount table changed since the last look (one
+  // poll(2) of /proc/self/mountinfo when it did not). Called before every open, so that the
+  // first open after a remount already follows its flags.
+  void follow_mount() noexcept;
+  // Takes the mount's flags again now, and returns them.
+  MountFlags refresh_mount() noexcept;
+  // Opens `inode` for I/O with `flags` (O_DIRECTORY for a directory) so that reads through
+  // the fd move atime as the mount's flags say, not as BACKING's own mount would: with
+  // O_NOATIME where reads must leave it alone (where the kernel allows it: an owner, or
+  // CAP_FOWNER), and for strictatime through a private copy of BACKING's mount that has the
+  // strictatime rule (root only). Returns the fd or -errno.
+  int open_backing(const Inode& inode, int flags) noexcept;
+  // What to add to the flags of an open(2) that creates a file: O_NOATIME where reads
+  // must leave atime alone.
+  int create_flags() const noexcept;
 
   // Applies a fault rule for `op` on `inode` (or its entry `name`), if one fires: sleeps
   // its delay, counts it, and returns its errno (0: carry on).
@@ -166,6 +191,11 @@ class Filesystem {
   void release_dir(DirHandle* h) noexcept;
 
  private:
+  // Under mount_mu_: switches to `flags`: the access time rule of the strictatime view
+  // (which is made on first need) and O_NOATIME on every open backing fd.
+  void apply_mount_flags(const MountFlags& flags);
+  // Opens `inode` through the strictatime view; -errno when it cannot.
+  int open_in_view(const Inode& inode, int flags) noexcept;
   // The engine file dirsync uses for `dir`, opened at its first use; -errno if that fails.
   int dir_sync_file(Inode& dir, engine::File** file) noexcept;
   void sync_dirs(Inode& first, Inode* second, std::function<void(int)> done) noexcept;
@@ -188,6 +218,20 @@ class Filesystem {
   FuseStats stats_;
   Faults faults_;
   std::shared_ptr<engine::NvmeRegistry> nvme_;  // set by start_engine when nvme_flush is on
+  std::atomic<MountFlags> mount_flags_;
+  // Lock order: mount_mu_ before handles_mu_. Guards the members below that are not atomic;
+  // mountinfo_ is set once, by watch_mount, before requests are served.
+  std::mutex mount_mu_;
+  int mount_id_ = 0;
+  UniqueFd mountinfo_;  // /proc/self/mountinfo, polled for changes of the mount table
+  // The strictatime view: a private, detached copy of BACKING's mount (open_tree) that
+  // carries the FUSE mount's access time rule, and a directory on it for
+  // open_by_handle_at. Made at the first need, kept until the Filesystem goes.
+  UniqueFd view_tree_;
+  UniqueFd view_dir_;
+  std::atomic<bool> view_ready_{false};  // view_dir_ and view_dev_ are set (release)
+  dev_t view_dev_ = 0;
+  bool view_failed_ = false;  // logged once
   // Lock order: handles_mu_ is a leaf; a handle is destroyed after it is dropped.
   std::mutex handles_mu_;
   std::unordered_set<FileHandle*> files_;  // guarded by handles_mu_
@@ -196,6 +240,8 @@ class Filesystem {
   // engine::Files would outlive it.
   std::unique_ptr<engine::Engine> engine_;
 };
+
+static_assert(std::atomic<MountFlags>::is_always_lock_free);
 
 inline Filesystem& fs_of(fuse_req_t req) noexcept {
   return *static_cast<Filesystem*>(fuse_req_userdata(req));

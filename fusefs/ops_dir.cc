@@ -120,8 +120,10 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Filesystem& fs = fs_of(req);
   int rc = guarded([&] {
-    UniqueFd fd(::openat(fs.inode(ino).fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd) return -errno;
+    fs.follow_mount();
+    const int opened = fs.open_backing(fs.inode(ino), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (opened < 0) return opened;
+    UniqueFd fd(opened);
     auto dh = std::make_unique<DirHandle>();
     dh->dir = fdopendir(fd.get());
     if (dh->dir == nullptr) return -errno;

@@ -166,9 +166,12 @@ int kill_privs_of_caller(fuse_req_t req, FileHandle& h) noexcept {
 }
 
 // Whether the kernel may keep the inode's cached pages for this new open (page_cache.h).
+// Under strictatime every open's reads must reach BACKING, which moves atime for them: the
+// kernel serves cached pages without asking us.
 bool keep_page_cache(Filesystem& fs, FileHandle& h) noexcept {
   struct stat st;
-  if (!fs.config().keep_cache || ::fstat(h.fd(), &st) != 0) return false;
+  if (!fs.config().keep_cache || reads_move_atime(fs.mount_flags())) return false;
+  if (::fstat(h.fd(), &st) != 0) return false;
   return h.inode->page_cache.keep_at_open(st);
 }
 
@@ -180,8 +183,13 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   int rc = -fs.inject(FaultOp::kOpen, inode);
   UniqueFd fd;
   if (rc == 0) {
-    fd.reset(::open(ProcPath(inode.fd.get()).c_str(), backing_flags(fs, fi->flags)));
-    if (!fd) rc = -errno;
+    fs.follow_mount();
+    const int opened = fs.open_backing(inode, backing_flags(fs, fi->flags));
+    if (opened < 0) {
+      rc = opened;
+    } else {
+      fd.reset(opened);
+    }
     if (fi->flags & O_TRUNC) inode.data.changed();
   }
   if (rc < 0) {
@@ -211,8 +219,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     CredsGuard creds(req, fs.posix_acl());
     rc = creds.status();
     if (rc == 0) {
+      fs.follow_mount();
       const int flags = backing_flags(fs, fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
-      fd.reset(::openat(dir.fd.get(), name, flags, creds.mode(mode)));
+      const int noatime = fs.create_flags();
+      fd.reset(::openat(dir.fd.get(), name, flags | noatime, creds.mode(mode)));
+      // EPERM for O_NOATIME: an existing file of another owner (see open_backing).
+      if (!fd && errno == EPERM && noatime != 0)
+        fd.reset(::openat(dir.fd.get(), name, flags, creds.mode(mode)));
       if (!fd) rc = -errno;
     }
   }

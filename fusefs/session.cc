@@ -1,8 +1,10 @@
 #include "fusefs/session.h"
 
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -78,12 +80,28 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   std::unique_ptr<Filesystem> fs = Filesystem::create(config);
   if (!fs) return 1;
 
+  // The kernel mount flags. libfuse asks for nosuid,nodev unless told dev and suid, and
+  // passes noatime on (fusermount3 too); relatime is the kernel's default. strictatime and
+  // nodiratime are set once mounted, with mount_setattr, which needs root.
+  const bool root = ::geteuid() == 0;
+  std::vector<std::string> dropped;
+  const MountFlags flags = allowed_flags(config.mount_flags, config.backing, root, &dropped);
+  for (const auto& why : dropped) log->info("{}", why);
+  const bool atime_rule_after = flags.atime == Atime::kStrictatime || flags.nodiratime;
+  if (atime_rule_after && !root) {
+    log->error("strictatime and nodiratime need root (fusermount3 cannot set them)");
+    return 1;
+  }
+
   Args args;
   std::string opts = "fsname=" + escape_opt(config.backing) + ",subtype=fsysfs";
   if (config.allow_other) opts += ",allow_other";
   if (config.default_permissions) opts += ",default_permissions";
-  if (config.read_only) opts += ",ro";
-  if (config.no_exec) opts += ",noexec";
+  if (flags.read_only) opts += ",ro";
+  if (flags.no_exec) opts += ",noexec";
+  if (flags.dev) opts += ",dev";
+  if (flags.suid) opts += ",suid";
+  if (flags.atime == Atime::kNoatime) opts += ",noatime";
   if (!args.add("fsysfs") || !args.add("-o") || !args.add(opts) ||
       (config.debug && !args.add("-d"))) {
     log->error("out of memory building the mount options");
@@ -106,6 +124,19 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     fuse_remove_signal_handlers(se.get());
     return 1;
   }
+  if (atime_rule_after) {
+    if (int rc =
+            set_atime_rule(AT_FDCWD, config.mountpoint.c_str(), 0, flags.atime, flags.nodiratime);
+        rc < 0) {
+      log->error("cannot give {} the access time rule {}: {}", config.mountpoint, to_string(flags),
+                 std::strerror(-rc));
+      fuse_session_unmount(se.get());
+      fuse_remove_signal_handlers(se.get());
+      return 1;
+    }
+  }
+  // Before any request is served: opens follow the flags the kernel shows from the start.
+  fs->watch_mount();
   if (int rc = use_device_io(se.get()); rc != 0) {
     log->warn("cannot install the /dev/fuse hooks ({}): the kernel clears suid/sgid itself",
               std::strerror(-rc));

@@ -7,6 +7,7 @@
 
 #include "engine/options.h"
 #include "fusefs/durability.h"
+#include "fusefs/mount_flags.h"
 
 namespace fsysfs::fusefs {
 
@@ -29,14 +30,19 @@ struct Config {
   bool allow_other = false;
   bool default_permissions = false;
   bool writeback_cache = false;
-  bool read_only = false;  // the kernel mount flags ro and noexec
-  bool no_exec = false;
+  // The kernel mount flags asked for. dev and suid are dropped unless root mounts (and
+  // BACKING's own mount has them); strictatime and nodiratime need root. After the mount
+  // the daemon follows the flags the kernel shows, which a remount may change.
+  MountFlags mount_flags;
   bool keep_cache = true;      // keep cached pages across opens of unchanged files (page_cache.h)
   double attr_timeout = 1.0;   // seconds
   double entry_timeout = 1.0;  // seconds
   bool debug = false;          // libfuse request tracing (-d)
   Transport transport = Transport::kAuto;
   unsigned uring_depth = 16;  // entries per io_uring queue (one queue per CPU)
+  // The -o options as given at mount, comma separated: the control file shows them, and a
+  // remount compares the options it is given against them.
+  std::string options;
   // Initial values; both can change on the live mount through the control file.
   Durability durability = Durability::kFsync;
   DirSync dirsync = DirSync::kAuto;

@@ -63,6 +63,7 @@ struct Report {
         dirsync_on(fs.dirsync()),
         writeback(fs.writeback()),
         kills_privs(fs.kills_privs()),
+        mount_flags(fs.mount_flags()),
         engine(fs.engine().stats()),
         nvme(fs.nvme_status()),
         fuse(fs.fuse_stats().snapshot()),
@@ -75,6 +76,7 @@ struct Report {
   bool dirsync_on;
   bool writeback;
   bool kills_privs;
+  MountFlags mount_flags;
   engine::StatsSnapshot engine;
   std::vector<engine::NvmeStatus> nvme;
   FuseStatsSnapshot fuse;
@@ -105,6 +107,7 @@ std::string stats_text(Filesystem& fs) {
   const Report r(fs);
   std::string out;
   append_line(out, "fsysfs on {} (backing {})", r.config.mountpoint, r.config.backing);
+  append_line(out, "mount flags {}", to_string(r.mount_flags));
   append_line(out, "durability {}, dirsync {} ({}), writeback cache {}, suid/sgid cleared by {}",
               durability_name(r.durability), r.dirsync_on ? "on" : "off", dirsync_name(r.dirsync),
               r.writeback ? "on" : "off", r.kills_privs ? "daemon" : "kernel");
@@ -168,8 +171,9 @@ std::string stats_text(Filesystem& fs) {
 std::string stats_json(Filesystem& fs) {
   const Report r(fs);
   std::string o = "{";
-  o += fmt::format("\"mountpoint\":{},\"backing\":{},", json_string(r.config.mountpoint),
-                   json_string(r.config.backing));
+  o += fmt::format("\"mountpoint\":{},\"backing\":{},\"mount_flags\":\"{}\",",
+                   json_string(r.config.mountpoint), json_string(r.config.backing),
+                   to_string(r.mount_flags));
   o += fmt::format("\"durability\":\"{}\",\"dirsync\":\"{}\",\"dirsync_active\":{},",
                    durability_name(r.durability), dirsync_name(r.dirsync), r.dirsync_on);
   o += fmt::format("\"writeback_cache\":{},\"suid_cleared_by\":\"{}\",", r.writeback,

@@ -14,6 +14,17 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: fsysfs [-f] [-d] [-o OPTION[,OPTION...]] BACKING MOUNTPOINT";
 
+bool has_item(std::string_view options, std::string_view item) {
+  size_t pos = 0;
+  while (pos <= options.size()) {
+    size_t comma = options.find(',', pos);
+    if (comma == std::string_view::npos) comma = options.size();
+    if (options.substr(pos, comma - pos) == item) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 CommandLine parse_command_line(std::span<const std::string_view> args) {
@@ -45,6 +56,12 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
     }
   }
   if (cl.action != CommandLine::Action::kMount) return cl;
+  for (const auto& options : cl.mount_options)
+    cl.remount = cl.remount || has_item(options, "remount");
+  if (cl.remount && positional.size() == 1) {
+    cl.mountpoint = positional[0];
+    return cl;
+  }
   if (positional.empty()) throw Error(fmt::format("missing BACKING and MOUNTPOINT ({})", kUsage));
   if (positional.size() == 1) throw Error(fmt::format("missing MOUNTPOINT ({})", kUsage));
   if (positional.size() > 2) {
@@ -59,6 +76,11 @@ Settings settings_from(const CommandLine& command_line) {
   Settings settings;
   for (const auto& options : command_line.mount_options) apply_mount_options(settings, options);
   finish_settings(settings);
+  for (const auto& options : command_line.mount_options) {
+    if (options.empty()) continue;
+    if (!settings.config.options.empty()) settings.config.options += ',';
+    settings.config.options += options;
+  }
   settings.config.debug = command_line.debug;
   // libfuse's request trace arrives through the log at debug level.
   if (command_line.debug && settings.log_level > spdlog::level::debug) {
@@ -70,6 +92,7 @@ Settings settings_from(const CommandLine& command_line) {
 std::string help_text() {
   std::string out = fmt::format(
       "{}\n"
+      "       fsysfs -o remount,OPTION[,OPTION...] [BACKING] MOUNTPOINT\n"
       "       fsysfs stats MOUNTPOINT [--json] [--reset]\n"
       "       fsysfs set MOUNTPOINT durability=MODE | dirsync=on|off|auto ...\n"
       "       fsysfs inject MOUNTPOINT RULE | --clear | --list\n"
@@ -86,6 +109,10 @@ std::string help_text() {
       "  -o OPTIONS        mount options, comma separated; may be repeated\n"
       "  -h, --help        this text\n"
       "  -V, --version     print the version\n"
+      "\n"
+      "-o remount changes a live mount, as `mount -o remount,...` does through\n"
+      "mount.fuse3: the options marked below as changing with a remount or on a live\n"
+      "mount; any other option must name the value the mount already has.\n"
       "\n"
       "stats, set and inject work on a live mount through its control file\n"
       "MOUNTPOINT/.fsysfs (anyone may read stats; root and the user who mounted may\n"

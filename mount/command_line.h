@@ -21,6 +21,9 @@ struct CommandLine {
   std::string backing;      // as given; validated later
   std::string mountpoint;
   std::vector<std::string> mount_options;  // each -o argument, in order
+  // An -o item is `remount`: change the live mount at `mountpoint` (mount/remount.h).
+  // BACKING may then be left out, and is ignored, as mount(2) ignores it.
+  bool remount = false;
 };
 
 // `args` excludes the program name. Throws Error on an unknown flag, a missing -o

@@ -96,14 +96,14 @@ int run_stats(std::span<const std::string_view> args) {
   return 0;
 }
 
-int run_set(std::span<const std::string_view> args) {
-  constexpr std::string_view kUsage =
-      "fsysfs set MOUNTPOINT durability=none|fsync|close|strict | dirsync=on|off|auto ...";
-  need_mountpoint(args, kUsage);
-  if (args.size() < 2) throw Error(fmt::format("nothing to set (usage: {})", kUsage));
+std::string read_control(std::string_view mountpoint, const char* name) {
+  return read_attr(mountpoint, name);
+}
+
+void set_live(std::string_view mountpoint, std::span<const std::string_view> items) {
   // Everything is checked before anything changes.
   std::vector<std::pair<const char*, std::string>> changes;
-  for (auto a : args.subspan(1)) {
+  for (auto a : items) {
     auto eq = a.find('=');
     std::string_view key = a.substr(0, eq);
     std::string_view value = eq == std::string_view::npos ? std::string_view{} : a.substr(eq + 1);
@@ -119,25 +119,38 @@ int run_set(std::span<const std::string_view> args) {
       continue;
     }
     const OptionSpec* spec = find_option(key);
-    if (spec == nullptr || !spec->runtime) {
+    if (spec != nullptr && spec->change == OptionChange::kRemount) {
+      throw Error(fmt::format("'{}' is a mount flag: change it with mount -o remount,{} {}", key, a,
+                              mountpoint));
+    }
+    if (spec == nullptr || spec->change != OptionChange::kLive) {
       throw Error(
           fmt::format("'{}' cannot change on a live mount (durability and dirsync can)", key));
     }
     Settings scratch;
     apply_mount_options(scratch, a);  // the mount's own messages for a bad value
-    changes.emplace_back(attr::kDurability, spec->show(scratch));
+    changes.emplace_back(attr::kDurability,
+                         std::string(fusefs::durability_name(scratch.config.durability)));
   }
   for (const auto& [name, value] : changes) {
     if (value == fusefs::durability_name(fusefs::Durability::kStrict) &&
-        read_attr(args[0], attr::kStatsJson).find("\"writeback_cache\":true") !=
+        read_attr(mountpoint, attr::kStatsJson).find("\"writeback_cache\":true") !=
             std::string::npos) {
       throw Error(
           fmt::format("setting strict: {} uses the kernel writeback cache, which keeps "
                       "writes from the daemon (mount it without writeback_cache)",
-                      args[0]));
+                      mountpoint));
     }
-    write_attr(args[0], name, value, fmt::format("setting {}", value));
+    write_attr(mountpoint, name, value, fmt::format("setting {}", value));
   }
+}
+
+int run_set(std::span<const std::string_view> args) {
+  constexpr std::string_view kUsage =
+      "fsysfs set MOUNTPOINT durability=none|fsync|close|strict | dirsync=on|off|auto ...";
+  need_mountpoint(args, kUsage);
+  if (args.size() < 2) throw Error(fmt::format("nothing to set (usage: {})", kUsage));
+  set_live(args[0], args.subspan(1));
   return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "mount/daemon.h"
 #include "mount/error.h"
 #include "mount/paths.h"
+#include "mount/remount.h"
 
 namespace fsysfs::mount {
 namespace {
@@ -53,6 +54,7 @@ int run_mount(std::span<const std::string_view> args) {
     fmt::print("{}", version_text());
     return 0;
   }
+  if (command_line.remount) return run_remount(command_line);
   Settings settings = settings_from(command_line);
   MountPaths paths = validate_paths(command_line.backing, command_line.mountpoint);
   check_fuse_device();

@@ -52,7 +52,7 @@ OptionSpec flag(std::string_view key, std::string_view help, std::function<void(
       .value = OptionValue::kNone,
       .value_syntax = {},
       .section = OptionSection::kFsysfs,
-      .runtime = false,
+      .change = OptionChange::kMount,
       .help = help,
       .apply = [set = std::move(set)](Settings& s, std::optional<std::string_view>) -> std::string {
         set(s);
@@ -75,7 +75,7 @@ OptionSpec unsigned_option(std::string_view key, std::string_view help, Field<un
       .value = OptionValue::kRequired,
       .value_syntax = "N",
       .section = OptionSection::kFsysfs,
-      .runtime = false,
+      .change = OptionChange::kMount,
       .help = help,
       .apply =
           [field, min, max](Settings& s, std::optional<std::string_view> v) {
@@ -91,7 +91,7 @@ OptionSpec seconds_option(std::string_view key, std::string_view help, Field<dou
       .value = OptionValue::kRequired,
       .value_syntax = "SECONDS",
       .section = OptionSection::kFsysfs,
-      .runtime = false,
+      .change = OptionChange::kMount,
       .help = help,
       .apply = [field](Settings& s, std::optional<std::string_view> v) -> std::string {
         double value = 0;
@@ -116,14 +116,15 @@ struct Word {
 
 template <class T, size_t N>
 OptionSpec word_option(std::string_view key, std::string_view syntax, std::string_view help,
-                       Field<T> field, const std::array<Word<T>, N>& words, bool runtime = false) {
+                       Field<T> field, const std::array<Word<T>, N>& words,
+                       OptionChange change = OptionChange::kMount) {
   std::string expected = "one of " + std::string(syntax);
   return OptionSpec{
       .key = key,
       .value = OptionValue::kRequired,
       .value_syntax = syntax,
       .section = OptionSection::kFsysfs,
-      .runtime = runtime,
+      .change = change,
       .help = help,
       .apply = [field, words, expected](Settings& s,
                                         std::optional<std::string_view> v) -> std::string {
@@ -145,13 +146,48 @@ OptionSpec word_option(std::string_view key, std::string_view syntax, std::strin
   };
 }
 
+// A kernel mount flag (OptionChange::kRemount) that `set` switches in MountFlags; `show`
+// (unset for the undoing spelling) reads it back.
+OptionSpec mount_flag(std::string_view key, std::string_view help,
+                      std::function<void(fusefs::MountFlags&)> set,
+                      std::function<bool(const fusefs::MountFlags&)> show = {}) {
+  OptionSpec spec =
+      flag(key, help, [set = std::move(set)](Settings& s) { set(s.config.mount_flags); }, {});
+  if (show) {
+    spec.show = [show = std::move(show)](const Settings& s) {
+      return on_off(show(s.config.mount_flags));
+    };
+  }
+  spec.change = OptionChange::kRemount;
+  return spec;
+}
+
+void atime_option_given(Settings& s) {
+  if (s.atime_given) return;
+  s.atime_given = true;
+  s.config.mount_flags.atime = fusefs::Atime::kRelatime;
+  s.config.mount_flags.nodiratime = false;
+}
+
+// An access time flag: a mount_flag that first resets the whole rule (atime_option_given).
+OptionSpec atime_flag(std::string_view key, std::string_view help,
+                      std::function<void(fusefs::MountFlags&)> set,
+                      std::function<bool(const fusefs::MountFlags&)> show = {}) {
+  OptionSpec spec = mount_flag(key, help, std::move(set), std::move(show));
+  spec.apply = [apply = std::move(spec.apply)](Settings& s, std::optional<std::string_view> v) {
+    atime_option_given(s);
+    return apply(s, v);
+  };
+  return spec;
+}
+
 // A mount(8) option accepted from fstab and ignored.
-OptionSpec mount_flag(std::string_view key) {
+OptionSpec ignored_flag(std::string_view key) {
   return OptionSpec{.key = key,
                     .value = OptionValue::kNone,
                     .value_syntax = {},
                     .section = OptionSection::kGeneric,
-                    .runtime = false,
+                    .change = OptionChange::kMount,
                     .help = {},
                     .apply = {},
                     .show = {}};
@@ -178,7 +214,7 @@ std::vector<OptionSpec> build_table() {
       .value = OptionValue::kRequired,
       .value_syntax = "N",
       .section = OptionSection::kFsysfs,
-      .runtime = false,
+      .change = OptionChange::kMount,
       .help = "maximum number of FUSE worker threads; with inline_io=all, all but one may wait "
               "for the device at once, and further syncs go to the engine's threads",
       .apply =
@@ -232,7 +268,7 @@ std::vector<OptionSpec> build_table() {
       .value = OptionValue::kOptional,
       .value_syntax = "IDLE_MS",
       .section = OptionSection::kFsysfs,
-      .runtime = false,
+      .change = OptionChange::kMount,
       .help = "a kernel thread polls the ring; it sleeps after IDLE_MS without work",
       .apply = [](Settings& s, std::optional<std::string_view> v) -> std::string {
         if (v) {
@@ -296,9 +332,12 @@ std::vector<OptionSpec> build_table() {
                  Word<fusefs::Durability>{"fsync", fusefs::Durability::kFsync},
                  Word<fusefs::Durability>{"close", fusefs::Durability::kClose},
                  Word<fusefs::Durability>{"strict", fusefs::Durability::kStrict}},
-      /*runtime=*/true));
-  fs(flag("sync", "the mount(8) spelling of durability=strict",
-          [](Settings& s) { s.config.durability = fusefs::Durability::kStrict; }, {}));
+      OptionChange::kLive));
+  OptionSpec sync =
+      flag("sync", "the mount(8) spelling of durability=strict",
+           [](Settings& s) { s.config.durability = fusefs::Durability::kStrict; }, {});
+  sync.change = OptionChange::kLive;
+  fs(std::move(sync));
   OptionSpec dirsync = flag(
       "dirsync",
       "answer create, mkdir, link, unlink, rename, ... after syncing the parent directories",
@@ -307,10 +346,12 @@ std::vector<OptionSpec> build_table() {
         if (s.config.dirsync == fusefs::DirSync::kAuto) return "on with durability=strict";
         return on_off(s.config.dirsync == fusefs::DirSync::kOn);
       });
-  dirsync.runtime = true;
+  dirsync.change = OptionChange::kLive;
   fs(std::move(dirsync));
-  fs(flag("nodirsync", "turn dirsync off, even with durability=strict",
-          [](Settings& s) { s.config.dirsync = fusefs::DirSync::kOff; }, {}));
+  OptionSpec nodirsync = flag("nodirsync", "turn dirsync off, even with durability=strict",
+                              [](Settings& s) { s.config.dirsync = fusefs::DirSync::kOff; }, {});
+  nodirsync.change = OptionChange::kLive;
+  fs(std::move(nodirsync));
 
   // Logging.
   using Level = spdlog::level::level_enum;
@@ -325,7 +366,7 @@ std::vector<OptionSpec> build_table() {
       .value = OptionValue::kRequired,
       .value_syntax = "PATH",
       .section = OptionSection::kFsysfs,
-      .runtime = false,
+      .change = OptionChange::kMount,
       .help = "append the log to PATH",
       .apply = [](Settings& s, std::optional<std::string_view> v) -> std::string {
         if (v->empty()) return "a file path";
@@ -337,31 +378,61 @@ std::vector<OptionSpec> build_table() {
       },
   });
 
-  // Restrictions the kernel enforces on the mount itself (the last of ro/rw and
-  // noexec/exec given wins, as with mount(8)).
-  fs(flag(
-      "ro", "read-only mount: every change fails with EROFS, `fsysfs set` and `inject` too",
-      [](Settings& s) { s.config.read_only = true; },
-      [](const Settings& s) { return on_off(s.config.read_only); }));
-  fs(flag("rw", "read-write mount (undoes ro)", [](Settings& s) { s.config.read_only = false; },
-          {}));
-  fs(flag(
-      "noexec", "programs on the mount cannot be executed",
-      [](Settings& s) { s.config.no_exec = true; },
-      [](const Settings& s) { return on_off(s.config.no_exec); }));
-  fs(flag("exec", "programs on the mount may be executed (undoes noexec)",
-          [](Settings& s) { s.config.no_exec = false; }, {}));
+  // The kernel's flags on the mount (fusefs/mount_flags.h); a remount changes them. The
+  // last of ro/rw, noexec/exec, dev/nodev, suid/nosuid given wins, as with mount(8).
+  using fusefs::Atime;
+  using fusefs::MountFlags;
+  fs(mount_flag(
+      "ro",
+      "read-only mount: every change fails with EROFS, `fsysfs set` and `inject` too; reads "
+      "leave access times alone",
+      [](MountFlags& f) { f.read_only = true; }, [](const MountFlags& f) { return f.read_only; }));
+  fs(mount_flag("rw", "read-write mount (undoes ro)", [](MountFlags& f) { f.read_only = false; }));
+  fs(mount_flag(
+      "noexec", "programs on the mount cannot be executed", [](MountFlags& f) { f.no_exec = true; },
+      [](const MountFlags& f) { return f.no_exec; }));
+  fs(mount_flag("exec", "programs on the mount may be executed (undoes noexec)",
+                [](MountFlags& f) { f.no_exec = false; }));
+  fs(mount_flag(
+      "dev",
+      "device files on the mount can be opened; only for root, and only where BACKING's own "
+      "mount allows them",
+      [](MountFlags& f) { f.dev = true; }, [](const MountFlags& f) { return f.dev; }));
+  fs(mount_flag("nodev", "device files cannot be opened (undoes dev)",
+                [](MountFlags& f) { f.dev = false; }));
+  fs(mount_flag(
+      "suid", "set-user-ID and set-group-ID bits take effect; as for dev",
+      [](MountFlags& f) { f.suid = true; }, [](const MountFlags& f) { return f.suid; }));
+  fs(mount_flag("nosuid", "set-user-ID and set-group-ID bits are ignored (undoes suid)",
+                [](MountFlags& f) { f.suid = false; }));
+  OptionSpec relatime = atime_flag(
+      "relatime",
+      "a read moves a file's access time when it is not newer than the last change, or a day "
+      "old",
+      [](MountFlags& f) { f.atime = Atime::kRelatime; });
+  relatime.show = [](const Settings& s) {
+    return std::string(fusefs::atime_name(s.config.mount_flags.atime));
+  };
+  fs(std::move(relatime));
+  fs(atime_flag("noatime", "reads never move access times",
+                [](MountFlags& f) { f.atime = Atime::kNoatime; }));
+  fs(atime_flag("strictatime", "every read moves the access time (root only)",
+                [](MountFlags& f) { f.atime = Atime::kStrictatime; }));
+  for (std::string_view key : {"atime", "norelatime", "nostrictatime"}) {
+    fs(atime_flag(key, "the same as relatime", [](MountFlags& f) { f.atime = Atime::kRelatime; }));
+  }
+  fs(atime_flag(
+      "nodiratime", "reading a directory never moves its access time (root only)",
+      [](MountFlags& f) { f.nodiratime = true; },
+      [](const MountFlags& f) { return f.nodiratime; }));
+  fs(atime_flag("diratime", "reading a directory moves its access time (undoes nodiratime)",
+                [](MountFlags& f) { f.nodiratime = false; }));
 
-  // What mount(8) and mount.fuse3 pass on from fstab. FUSE mounts are always nosuid and
-  // nodev unless the filesystem asks otherwise, and fsysfs does not ask: ignoring suid and
-  // dev keeps the safer setting. Access times are kept by the backing filesystem.
-  for (std::string_view key :
-       {"defaults",      "dev",      "nodev",      "suid",       "nosuid",
-        "atime",         "noatime",  "relatime",   "norelatime", "strictatime",
-        "nostrictatime", "lazytime", "nolazytime", "diratime",   "nodiratime",
-        "async",         "auto",     "noauto",     "user",       "nouser",
-        "users",         "_netdev",  "nofail",     "silent",     "loud"}) {
-    fs(mount_flag(key));
+  // What mount(8) and mount.fuse3 pass on from fstab that means nothing here (BACKING's own
+  // mount decides lazytime).
+  for (std::string_view key : {"defaults", "async", "lazytime", "nolazytime", "auto", "noauto",
+                               "user", "nouser", "users", "_netdev", "nofail", "silent", "loud"}) {
+    fs(ignored_flag(key));
   }
   return t;
 }
@@ -421,6 +492,9 @@ void finish_settings(Settings& settings) {
       settings.default_permissions.value_or(settings.config.allow_other);
   settings.config.writeback_cache =
       settings.writeback_cache.value_or(settings.config.durability == fusefs::Durability::kNone);
+  // Resolved: show() now reports what the mount gets.
+  settings.default_permissions = settings.config.default_permissions;
+  settings.writeback_cache = settings.config.writeback_cache;
   if (settings.config.durability == fusefs::Durability::kStrict &&
       settings.config.writeback_cache) {
     // A write the kernel caches never reaches the daemon to be made durable.
@@ -441,7 +515,8 @@ std::string options_help() {
         if (spec.value == OptionValue::kOptional) out += fmt::format("[={}]", spec.value_syntax);
         out += fmt::format("\n      {}", spec.help);
         if (spec.show) out += fmt::format(" [{}]", spec.show(defaults));
-        if (spec.runtime) out += " (can change on a live mount)";
+        if (spec.change == OptionChange::kLive) out += " (can change on a live mount)";
+        if (spec.change == OptionChange::kRemount) out += " (a remount changes it)";
         out += "\n";
         break;
       }
@@ -455,9 +530,7 @@ std::string options_help() {
         break;
     }
   }
-  out +=
-      "\nGeneric mount options, accepted from fstab and ignored (the mount is always\n"
-      "nosuid,nodev):\n";
+  out += "\nGeneric mount options, accepted from fstab and ignored:\n";
   out += generic + "\n";
   return out;
 }

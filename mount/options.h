@@ -1,7 +1,8 @@
 #pragma once
 
 // The `-o` mount options of fsysfs: one declarative table that drives the parser, the
-// `--help` text and (later) the live control interface.
+// `--help` text, `fsysfs set` and `-o remount` (which options may change on a live mount,
+// and how).
 
 #include <spdlog/common.h>
 
@@ -25,6 +26,10 @@ struct Settings {
   // Unset: on with durability=none (nothing is synced, so the kernel may as well cache
   // writes), else off. Copied into config.writeback_cache by finish_settings().
   std::optional<bool> writeback_cache;
+  // An access time option (noatime, relatime, ...) was applied. The first one resets the
+  // atime rule and nodiratime to the kernel's default, relatime, as mount(2) does when it
+  // is given any of them: `remount,noatime` drops nodiratime, `remount,ro` keeps both.
+  bool atime_given = false;
   spdlog::level::level_enum log_level = spdlog::level::info;
   std::string log_file;  // empty: stderr in the foreground, syslog as a daemon
 };
@@ -32,6 +37,13 @@ struct Settings {
 enum class OptionSection {
   kFsysfs,   // options of this filesystem
   kGeneric,  // mount(8) options accepted for fstab compatibility and ignored
+};
+
+// Whether and how an option can change once mounted.
+enum class OptionChange {
+  kMount,    // fixed until unmounted
+  kRemount,  // a kernel mount flag: `mount -o remount,...` changes it
+  kLive,     // `fsysfs set` and `mount -o remount,...` change it
 };
 
 enum class OptionValue {
@@ -45,7 +57,7 @@ struct OptionSpec {
   OptionValue value;
   std::string_view value_syntax;  // for --help: "N", "SECONDS", "uring|sync", ...
   OptionSection section;
-  bool runtime;  // can change on a live mount
+  OptionChange change;
   std::string_view help;
   // Stores the option into `settings`. `value` is nullopt when the option was given
   // without '='. Returns an empty string, or what was expected for a bad value ("a
@@ -65,7 +77,8 @@ const OptionSpec* find_option(std::string_view key);
 // option (unknown, missing or unexpected value) or the option and bad value.
 void apply_mount_options(Settings& settings, std::string_view options);
 
-// Resolves defaults that depend on other options. Call once, after every -o was applied.
+// Resolves defaults that depend on other options (and records them, so that show() reports
+// them). Call once, after every -o was applied.
 void finish_settings(Settings& settings);
 
 // The "Mount options" part of --help, generated from the table.

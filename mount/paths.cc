@@ -33,25 +33,6 @@ std::string canonical(const std::string& path, std::string_view what) {
   return resolved.get();
 }
 
-// Decodes the octal escapes (\040 for a space, \134 for a backslash, ...) that the kernel
-// writes into mountinfo fields.
-std::string unescape(std::string_view field) {
-  auto is_octal = [](char c) { return c >= '0' && c <= '7'; };
-  std::string out;
-  out.reserve(field.size());
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size() && is_octal(field[i + 1]) &&
-        is_octal(field[i + 2]) && is_octal(field[i + 3])) {
-      out.push_back(static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
-                                      (field[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(field[i]);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 bool is_same_or_inside(std::string_view path, std::string_view dir) {
@@ -113,41 +94,30 @@ MountPaths validate_paths(std::string_view backing_arg, std::string_view mountpo
   return paths;
 }
 
-std::vector<MountInfoEntry> parse_mountinfo(std::string_view text) {
-  std::vector<MountInfoEntry> entries;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
+namespace {
 
-    // id parent major:minor root mountpoint options [optional...] - fstype source superopts
-    std::vector<std::string_view> fields;
-    size_t f = 0;
-    while (f < line.size()) {
-      size_t sp = line.find(' ', f);
-      if (sp == std::string_view::npos) sp = line.size();
-      if (sp > f) fields.push_back(line.substr(f, sp - f));
-      f = sp + 1;
-    }
-    size_t dash = 6;
-    while (dash < fields.size() && fields[dash] != "-") ++dash;
-    if (fields.size() < 6 || dash + 2 >= fields.size()) continue;
-    entries.push_back(MountInfoEntry{unescape(fields[4]), unescape(fields[dash + 1]),
-                                     unescape(fields[dash + 2])});
-  }
-  return entries;
-}
-
-bool is_fsysfs_mount(std::string_view mountpoint) {
+std::vector<MountInfoEntry> read_mountinfo() {
   std::ifstream in("/proc/self/mountinfo");
   std::stringstream text;
   text << in.rdbuf();
-  for (const auto& entry : parse_mountinfo(text.str())) {
+  return parse_mountinfo(text.str());
+}
+
+}  // namespace
+
+bool is_fsysfs_mount(std::string_view mountpoint) {
+  for (const auto& entry : read_mountinfo()) {
     if (entry.mountpoint == mountpoint && entry.fstype == kFstype) return true;
   }
   return false;
+}
+
+std::optional<MountInfoEntry> top_mount_at(std::string_view mountpoint) {
+  std::optional<MountInfoEntry> top;
+  for (auto& entry : read_mountinfo()) {
+    if (entry.mountpoint == mountpoint) top = std::move(entry);  // later lines are on top
+  }
+  return top;
 }
 
 void check_fuse_device(const char* device) {

@@ -3,9 +3,12 @@
 // Checks on BACKING and MOUNTPOINT made before anything is mounted, so that a bad
 // invocation fails with a message naming the path instead of a mount that hangs or loops.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "fusefs/mount_flags.h"
 
 namespace fsysfs::mount {
 
@@ -24,16 +27,14 @@ MountPaths validate_paths(std::string_view backing, std::string_view mountpoint)
 // /a/bc is not inside /a/b.
 bool is_same_or_inside(std::string_view path, std::string_view dir);
 
-struct MountInfoEntry {
-  std::string mountpoint;  // unescaped
-  std::string fstype;      // "fuse.fsysfs", "ext4", ...
-  std::string source;
-};
-// Parses the text of /proc/<pid>/mountinfo. Malformed lines are skipped.
-std::vector<MountInfoEntry> parse_mountinfo(std::string_view text);
+// One parser for mountinfo, shared with the daemon (which follows its own mount's flags).
+using fusefs::MountInfoEntry;
+using fusefs::parse_mountinfo;
 // Whether `mountpoint` (canonical) carries a mount of type fuse.fsysfs in this process's
 // mount namespace.
 bool is_fsysfs_mount(std::string_view mountpoint);
+// The mount on top at `mountpoint` (canonical) in this process's mount namespace.
+std::optional<MountInfoEntry> top_mount_at(std::string_view mountpoint);
 
 // Throws Error when `device` cannot be opened for reading and writing.
 void check_fuse_device(const char* device = "/dev/fuse");

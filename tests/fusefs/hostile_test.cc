@@ -103,6 +103,8 @@ std::vector<std::string> fds_outside(pid_t pid, const std::string& inside, const
     if (target.empty() || target[0] != '/') continue;  // pipe:, socket:, anon_inode:...
     if (target == inside || target.starts_with(inside + "/")) continue;
     if (target == "/dev/fuse" || target == "/dev/null" || target == log) continue;
+    // The daemon polls its own mount table to follow remounts (Filesystem::follow_mount).
+    if (target == "/proc/" + std::to_string(pid) + "/mountinfo") continue;
     if (std::find(own.begin(), own.end(), target) != own.end()) continue;
     out.push_back(target);
   }

@@ -476,6 +476,61 @@ TEST_F(CliTest, Fstab_MountAndUmountThroughMount8) {
   EXPECT_EQ(mounted_type(mnt_), "");  // it was never visible outside the namespace
 }
 
+// mount(8) never remounts a fuse.* mount itself: for `mount -o remount,ro MNT` it runs
+// mount.fuse3, which runs `fsysfs BACKING MNT -o <the mount's options and the typed ones>`
+// (fstests generic/294, 306 and 452 remount this way). As root through mount(8) the mount
+// is dev,suid unless the entry says nodev/nosuid: mount.fuse3 adds dev,suid (fstests
+// generic/184 and 434 use device nodes on the mount).
+TEST_F(CliTest, Fstab_RemountThroughMount8_AndRootMountsWithDevSuid) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for mount(8)";
+  if (run({"unshare", "--mount", "true"}).status != 0) {
+    GTEST_SKIP() << "cannot create a mount namespace here";
+  }
+  if (::access("/sbin/mount.fuse3", X_OK) != 0) GTEST_SKIP() << "no /sbin/mount.fuse3";
+  std::string bin = t_.mkdir("bin");
+  std::filesystem::create_symlink(kBinary, bin + "/fsysfs");
+  std::string mnt2 = t_.mkdir("mnt2");
+  std::string fstab = t_.write(
+      "fstab", backing_ + " " + mnt_ + " fuse.fsysfs allow_other,noatime,durability=close 0 0\n" +
+                   backing_ + " " + mnt2 + " fuse.fsysfs defaults 0 0\n");
+  std::string script =
+      "set -e\n"
+      "opts() { awk -v m=\"$1\" '$5 == m { o = $6 } END { print o }' /proc/self/mountinfo; }\n"
+      "mount --bind \"$BIN\" /usr/local/sbin\n"
+      "mount -T \"$FSTAB\" \"$MNT\"\n"
+      "test \"$(opts \"$MNT\")\" = rw,noatime\n"
+      "mount -T \"$FSTAB\" -o remount,ro \"$MNT\"\n"
+      "test \"$(opts \"$MNT\")\" = ro,noatime\n"
+      "! touch \"$MNT/x\" 2>/dev/null\n"
+      "test \"$(cat \"$MNT/hello\")\" = world\n"
+      // As fstests' _scratch_remount does it: type, source and target given.
+      "mount -t fuse.fsysfs -o remount,rw \"$BACKING\" \"$MNT\"\n"
+      "test \"$(opts \"$MNT\")\" = rw,noatime\n"
+      "touch \"$MNT/x\"\n"
+      "mount -T \"$FSTAB\" -o remount,strictatime,durability=strict \"$MNT\"\n"
+      "test \"$(opts \"$MNT\")\" = rw\n"
+      "fsysfs stats \"$MNT\" --json | grep -q '\"durability\":\"strict\"'\n"
+      "if mount -T \"$FSTAB\" -o remount,threads=2 \"$MNT\" 2>\"$ERR\"; then exit 10; fi\n"
+      "grep -q \"'threads=2' cannot change on a live mount\" \"$ERR\"\n"
+      "test \"$(opts \"$MNT\")\" = rw\n"
+      "mount -T \"$FSTAB\" \"$MNT2\"\n"
+      "test \"$(opts \"$MNT2\")\" = rw,relatime\n"
+      "mknod \"$MNT2/null\" c 1 3\n"
+      "echo fred > \"$MNT2/null\"\n"
+      "rm \"$MNT2/null\"\n"
+      "umount \"$MNT\"\n"
+      "umount \"$MNT2\"\n"
+      "echo ok\n";
+  std::string script_path = t_.write("remount_test.sh", script);
+  Result r = run({"env", "BIN=" + bin, "FSTAB=" + fstab, "MNT=" + mnt_, "MNT2=" + mnt2,
+                  "BACKING=" + backing_, "ERR=" + (t_ / "err"),
+                  "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin", "unshare", "--mount",
+                  "--propagation", "private", "sh", "-x", script_path});
+  EXPECT_EQ(r.status, 0) << r.err << read_file(t_ / "err");
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_EQ(mounted_type(mnt_), "");
+}
+
 }  // namespace
 }  // namespace fsysfs::mount
 
@@ -549,6 +604,8 @@ TEST_F(CliTest, ControlCommands_BadInputIsOneLine) {
                "none|fsync|close|strict)");
   expect_error({"set", mnt_, "threads=4"},
                "'threads' cannot change on a live mount (durability and dirsync can)");
+  expect_error({"set", mnt_, "ro"},
+               "'ro' is a mount flag: change it with mount -o remount,ro " + mnt_);
   expect_error({"set", mnt_, "dirsync=maybe"},
                "bad value 'maybe' for dirsync (expected on|off|auto)");
   expect_error({"inject", mnt_, "op=write"},

@@ -41,6 +41,27 @@ TEST(CommandLine, OptionsAfterPositionals_AsMountFuse3PassesThem) {
   EXPECT_TRUE(s.config.default_permissions);
 }
 
+// mount.fuse3 runs `fsysfs BACKING MNT -o ro,remount,...` for `mount -o remount,ro MNT`.
+TEST(CommandLine, Remount_IsAnOptionItem_BackingMayBeLeftOut) {
+  CommandLine cl = parse({"/srv/data", "/mnt/data", "-o", "ro,remount,dev,suid"});
+  EXPECT_TRUE(cl.remount);
+  EXPECT_EQ(cl.mountpoint, "/mnt/data");
+  cl = parse({"-o", "remount,noatime", "/mnt/data"});
+  EXPECT_TRUE(cl.remount);
+  EXPECT_EQ(cl.backing, "");
+  EXPECT_EQ(cl.mountpoint, "/mnt/data");
+  EXPECT_FALSE(parse({"/srv/data", "/mnt/data", "-o", "ro,noremount"}).remount);
+  EXPECT_EQ(error_of({"-o", "remount"}),
+            "missing BACKING and MOUNTPOINT (usage: fsysfs [-f] [-d] "
+            "[-o OPTION[,OPTION...]] BACKING MOUNTPOINT)");
+}
+
+// The control file shows the -o a mount started with; a remount compares against them.
+TEST(CommandLine, SettingsFrom_KeepsTheOptionsAsGiven) {
+  CommandLine cl = parse({"-o", "allow_other", "/srv/data", "/mnt/data", "-othreads=4", "-o", ""});
+  EXPECT_EQ(settings_from(cl).config.options, "allow_other,threads=4");
+}
+
 TEST(CommandLine, RepeatedAndAttachedDashO_Accumulate) {
   CommandLine cl =
       parse({"-o", "allow_other", "/b", "-othreads=4", "/m", "-o", "queue_depth=32,threads=6"});

@@ -92,10 +92,33 @@ const std::vector<GoodCase>& good_cases() {
        [](const Settings& s) { return s.config.engine.inline_ops == InlineOps::kAll; }},
       {"inline_io=all,inline_io=off",
        [](const Settings& s) { return s.config.engine.inline_ops == InlineOps::kNone; }},
-      {"ro", [](const Settings& s) { return s.config.read_only; }},
-      {"ro,rw", [](const Settings& s) { return !s.config.read_only; }},
-      {"noexec", [](const Settings& s) { return s.config.no_exec; }},
-      {"noexec,exec", [](const Settings& s) { return !s.config.no_exec; }},
+      {"ro", [](const Settings& s) { return s.config.mount_flags.read_only; }},
+      {"ro,rw", [](const Settings& s) { return !s.config.mount_flags.read_only; }},
+      {"noexec", [](const Settings& s) { return s.config.mount_flags.no_exec; }},
+      {"noexec,exec", [](const Settings& s) { return !s.config.mount_flags.no_exec; }},
+      {"dev", [](const Settings& s) { return s.config.mount_flags.dev; }},
+      {"dev,nodev", [](const Settings& s) { return !s.config.mount_flags.dev; }},
+      {"suid", [](const Settings& s) { return s.config.mount_flags.suid; }},
+      {"suid,nosuid", [](const Settings& s) { return !s.config.mount_flags.suid; }},
+      {"noatime",
+       [](const Settings& s) { return s.config.mount_flags.atime == fusefs::Atime::kNoatime; }},
+      {"strictatime",
+       [](const Settings& s) { return s.config.mount_flags.atime == fusefs::Atime::kStrictatime; }},
+      {"noatime,relatime",
+       [](const Settings& s) { return s.config.mount_flags.atime == fusefs::Atime::kRelatime; }},
+      {"noatime,atime",
+       [](const Settings& s) { return s.config.mount_flags.atime == fusefs::Atime::kRelatime; }},
+      {"strictatime,norelatime",
+       [](const Settings& s) { return s.config.mount_flags.atime == fusefs::Atime::kRelatime; }},
+      {"strictatime,nostrictatime",
+       [](const Settings& s) { return s.config.mount_flags.atime == fusefs::Atime::kRelatime; }},
+      {"nodiratime", [](const Settings& s) { return s.config.mount_flags.nodiratime; }},
+      {"nodiratime,diratime", [](const Settings& s) { return !s.config.mount_flags.nodiratime; }},
+      {"nodiratime,noatime",
+       [](const Settings& s) {
+         return s.config.mount_flags.nodiratime &&
+                s.config.mount_flags.atime == fusefs::Atime::kNoatime;
+       }},
       {"keep_cache=off,keep_cache=auto", [](const Settings& s) { return s.config.keep_cache; }},
       {"nvme_flush=off,nvme_flush=auto",
        [](const Settings& s) { return s.config.engine.nvme_flush; }},
@@ -142,8 +165,12 @@ TEST(MountOptions, Defaults_MatchConfigAndEngineDefaults) {
   EXPECT_TRUE(s.config.engine.nvme_flush);
   EXPECT_TRUE(s.config.keep_cache);
   EXPECT_EQ(s.config.engine.inline_ops, config.engine.inline_ops);
-  EXPECT_FALSE(s.config.read_only);
-  EXPECT_FALSE(s.config.no_exec);
+  // rw, exec, nodev, nosuid, relatime.
+  EXPECT_EQ(s.config.mount_flags, fusefs::MountFlags{});
+  EXPECT_FALSE(s.config.mount_flags.read_only);
+  EXPECT_FALSE(s.config.mount_flags.dev);
+  EXPECT_FALSE(s.config.mount_flags.suid);
+  EXPECT_EQ(s.config.mount_flags.atime, fusefs::Atime::kRelatime);
   EXPECT_EQ(s.log_level, spdlog::level::info);
   EXPECT_EQ(s.log_file, "");
 }
@@ -279,9 +306,8 @@ TEST(MountOptions, DefaultPermissions_FollowsAllowOtherUnlessSet) {
 // user/nouser/users/auto/noauto/_netdev/nofail and appends dev,suid (unless nodev/nosuid).
 TEST(MountOptions, GenericMountOptions_AreAcceptedAndChangeNothing) {
   const char* generic =
-      "rw,defaults,dev,nodev,suid,nosuid,exec,atime,noatime,relatime,norelatime,strictatime,"
-      "nostrictatime,lazytime,nolazytime,diratime,nodiratime,async,auto,noauto,user,nouser,"
-      "users,_netdev,nofail,silent,loud";
+      "defaults,async,lazytime,nolazytime,auto,noauto,user,nouser,users,_netdev,nofail,silent,"
+      "loud";
   Settings s = parse({generic});
   Settings d = parse({});
   EXPECT_EQ(s.config.allow_other, d.config.allow_other);
@@ -289,10 +315,33 @@ TEST(MountOptions, GenericMountOptions_AreAcceptedAndChangeNothing) {
   EXPECT_EQ(s.config.threads, d.config.threads);
   EXPECT_EQ(s.config.writeback_cache, d.config.writeback_cache);
   EXPECT_EQ(s.config.engine.queue_depth, d.config.engine.queue_depth);
+  EXPECT_EQ(s.config.durability, d.config.durability);
+  EXPECT_EQ(s.config.mount_flags, d.config.mount_flags);
 
   Settings from_helper = parse({"rw,noatime,allow_other,dev,suid"});
   EXPECT_TRUE(from_helper.config.allow_other);
   EXPECT_TRUE(from_helper.config.default_permissions);
+  EXPECT_TRUE(from_helper.config.mount_flags.dev);
+  EXPECT_TRUE(from_helper.config.mount_flags.suid);
+  EXPECT_EQ(from_helper.config.mount_flags.atime, fusefs::Atime::kNoatime);
+}
+
+// The kernel flags: the last of each pair wins, as with mount(8).
+TEST(MountOptions, KernelFlags_LastOfEachPairWins) {
+  fusefs::MountFlags f =
+      parse({"rw,dev,nodev,suid,nosuid,exec,atime,noatime,relatime,norelatime,strictatime,"
+             "nostrictatime,diratime,nodiratime"})
+          .config.mount_flags;
+  EXPECT_FALSE(f.read_only);
+  EXPECT_FALSE(f.dev);
+  EXPECT_FALSE(f.suid);
+  EXPECT_FALSE(f.no_exec);
+  EXPECT_EQ(f.atime, fusefs::Atime::kRelatime);
+  EXPECT_TRUE(f.nodiratime);
+  f = parse({"nodev,dev", "nosuid,suid,ro,noexec,strictatime"}).config.mount_flags;
+  EXPECT_TRUE(f.dev && f.suid && f.read_only && f.no_exec);
+  EXPECT_EQ(f.atime, fusefs::Atime::kStrictatime);
+  EXPECT_EQ(fusefs::to_string(f), "ro,noexec,strictatime");
 }
 
 TEST(MountOptions, Help_ListsEveryTableEntry) {
@@ -312,16 +361,24 @@ TEST(MountOptions, Help_ListsEveryTableEntry) {
   EXPECT_NE(help_all.find(help), std::string::npos);
 }
 
-// Only what the control file can change claims it in --help.
-TEST(MountOptions, OnlyDurabilityAndDirsync_ChangeOnALiveMount) {
-  std::vector<std::string_view> runtime;
+// Only what the control file can change claims it in --help; the kernel flags change with
+// a remount.
+TEST(MountOptions, DurabilityAndDirsyncChangeLive_KernelFlagsWithARemount) {
+  std::vector<std::string_view> live;
+  std::vector<std::string_view> remount;
   for (const auto& spec : option_table()) {
-    if (spec.runtime) runtime.push_back(spec.key);
+    if (spec.change == OptionChange::kLive) live.push_back(spec.key);
+    if (spec.change == OptionChange::kRemount) remount.push_back(spec.key);
   }
-  EXPECT_EQ(runtime, (std::vector<std::string_view>{"durability", "dirsync"}));
+  EXPECT_EQ(live, (std::vector<std::string_view>{"durability", "sync", "dirsync", "nodirsync"}));
+  EXPECT_EQ(remount, (std::vector<std::string_view>{"ro", "rw", "noexec", "exec", "dev", "nodev",
+                                                    "suid", "nosuid", "relatime", "noatime",
+                                                    "strictatime", "atime", "norelatime",
+                                                    "nostrictatime", "nodiratime", "diratime"}));
   std::string help = options_help();
   EXPECT_NE(help.find("io_uring submission queue entries [256]\n"), std::string::npos);
   EXPECT_NE(help.find("[fsync] (can change on a live mount)"), std::string::npos);
+  EXPECT_NE(help.find("[relatime] (a remount changes it)"), std::string::npos);
 }
 
 TEST(MountOptions, WritebackCache_FollowsDurabilityNoneUnlessSet) {
