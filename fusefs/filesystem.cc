@@ -1,8 +1,8 @@
 #include "fusefs/filesystem.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <unistd.h>
