@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, the release build's tests (engine, NVMe fakes and the
-# QEMU emulated-NVMe guests, the command, real mounts, a short soak), clang-tidy, and the
-# engine and mount tests under ASan+UBSan and under TSan. Needs root (FUSE mounts,
-# uid switches). Exits non-zero on the first failing stage.
+# QEMU emulated-NVMe guests, the command, real mounts, a short soak), the mount tests again
+# on the /dev/fuse transport, clang-tidy, and the engine and mount tests under ASan+UBSan
+# and under TSan. Needs root (FUSE mounts, uid switches). Where the kernel has FUSE over
+# io_uring (Linux 6.14+), it turns the fuse module's enable_uring on for the run, so the
+# default mount takes the io_uring transport, and puts it back afterwards. Exits non-zero
+# on the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
 ./scripts/setup.sh
+
+uring_param=/sys/module/fuse/parameters/enable_uring
+if [[ -w $uring_param ]]; then
+  uring_was=$(cat "$uring_param")
+  trap 'echo "$uring_was" > "$uring_param"' EXIT
+  echo Y > "$uring_param"
+  echo "== FUSE over io_uring on for the run (was $uring_was)"
+else
+  echo "== no FUSE over io_uring here: every mount test runs on /dev/fuse"
+fi
 
 echo "== clang-format"
 git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
@@ -15,8 +28,12 @@ git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 echo "== clang-tidy"
 ./scripts/tidy.sh build
 
-echo "== release build: all tests"
+echo "== release build: all tests (mounts on the default transport)"
 (cd build && ctest -j"$jobs" --output-on-failure --timeout 600)
+
+echo "== release build: mount tests on the /dev/fuse transport"
+(cd build && FSYSFS_TEST_TRANSPORT=dev ctest -j"$jobs" --output-on-failure --timeout 600 \
+  -L mount -LE "vm|soak")
 
 echo "== ASan+UBSan build: engine, command and mount tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFSYSFS_SANITIZE=address,undefined >/dev/null
