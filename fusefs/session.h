@@ -27,6 +27,9 @@ struct Config {
   double attr_timeout = 1.0;   // seconds
   double entry_timeout = 1.0;  // seconds
   bool debug = false;          // libfuse request tracing (-d)
+  // Inodes the kernel has forgotten that file handles of the mount can still open
+  // (inode_table.h); 0 turns export support off: such handles are ESTALE.
+  unsigned handle_cache = 65536;
   // Initial values; both can change on the live mount through the control file.
   Durability durability = Durability::kFsync;
   DirSync dirsync = DirSync::kAuto;
