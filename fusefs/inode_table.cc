@@ -1,6 +1,7 @@
 #include "fusefs/inode_table.h"
 
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -206,31 +207,45 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) noexcept {
     root_->nlookup.fetch_sub(n, std::memory_order_relaxed);
     return;
   }
-  std::unique_ptr<Inode> doomed;  // its fds close after the lock is dropped
+  std::unique_ptr<Inode> doomed;  // its fds close after the locks are dropped
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end() || !it->second.inode) fatal_unknown("FORGET of", ino);
+    Node& node = it->second;
+    const uint64_t had = node.inode->nlookup.load(std::memory_order_relaxed);
+    if (n < had) {
+      node.inode->nlookup.store(had - n, std::memory_order_relaxed);
+      return;
+    }
+    doomed = std::move(node.inode);
+    --counts_.live;
+    if (remember_ == 0 || node.handle.empty()) {
+      erase(node);
+      return;
+    }
+    push_forgotten(node);
+    ++counts_.remembered;
+    while (counts_.remembered > remember_) {
+      Node& oldest = *forgotten_head_;
+      unlink_forgotten(oldest);
+      --counts_.remembered;
+      ++counts_.dropped;
+      erase(oldest);
+    }
+  }
+  // Most inodes the kernel forgets at once were just removed through the mount: with no
+  // link left they can never open by handle again (BackingHandles::open), and remembering
+  // them would only push out nodes that can. (A removed file does not come back: only an
+  // O_TMPFILE can be linked again, and that never had a name to be looked up by.)
+  struct stat st;
+  if (::fstat(doomed->fd.get(), &st) != 0 || st.st_nlink > 0) return;
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
-  if (it == nodes_.end() || !it->second.inode) fatal_unknown("FORGET of", ino);
-  Node& node = it->second;
-  const uint64_t had = node.inode->nlookup.load(std::memory_order_relaxed);
-  if (n < had) {
-    node.inode->nlookup.store(had - n, std::memory_order_relaxed);
-    return;
-  }
-  doomed = std::move(node.inode);
-  --counts_.live;
-  if (remember_ == 0 || node.handle.empty()) {
-    erase(node);
-    return;
-  }
-  push_forgotten(node);
-  ++counts_.remembered;
-  while (counts_.remembered > remember_) {
-    Node& oldest = *forgotten_head_;
-    unlink_forgotten(oldest);
-    --counts_.remembered;
-    ++counts_.dropped;
-    erase(oldest);
-  }
+  if (it == nodes_.end() || it->second.inode) return;  // dropped, or back in use
+  unlink_forgotten(it->second);
+  --counts_.remembered;
+  erase(it->second);
 }
 
 InodeTable::Counts InodeTable::counts() const noexcept {

@@ -213,6 +213,24 @@ TEST_F(RememberingTable, RemovedFileIsStaleAndForgottenForGood) {
   EXPECT_EQ(t.counts().stale, 2u);
 }
 
+TEST_F(RememberingTable, FileRemovedBeforeTheKernelForgetsItIsNotRemembered) {
+  InodeTable& t = *table_;
+  const std::string f = dir_.write("root/f", "f");
+  const std::string d = dir_.mkdir("root/d");
+  Inode* file = lookup(t, f);
+  Inode* dir = lookup(t, d);
+  const fuse_ino_t file_id = t.id_of(*file);
+  const fuse_ino_t dir_id = t.id_of(*dir);
+  ASSERT_EQ(unlink(f.c_str()), 0);
+  ASSERT_EQ(rmdir(d.c_str()), 0);
+  t.forget(file_id, 1);
+  t.forget(dir_id, 1);
+  EXPECT_EQ(t.counts().remembered, 0u);
+  Inode* none = nullptr;
+  EXPECT_EQ(t.find_by_id(file_id, &none), -ESTALE);
+  EXPECT_EQ(t.find_by_id(dir_id, &none), -ESTALE);
+}
+
 TEST_F(RememberingTable, NewFileOnAReusedInodeNumberGetsANewNode) {
   // ext4 gives a freed inode number to the next file created nearby; the remembered node
   // of the removed file must not become the new file's (its handles would open it).
