@@ -20,7 +20,7 @@ class Filesystem;
 struct Inode;
 
 inline constexpr std::string_view kControlName = ".fsysfs";
-// FUSE_ROOT_ID is 1 and table inodes are heap addresses, so 2 is never anything else.
+// FUSE_ROOT_ID is 1 and the inode table's node ids start above 2 (inode_table.h).
 inline constexpr fuse_ino_t kControlIno = 2;
 
 // Attribute names (all in the user namespace).

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -43,19 +44,31 @@ std::unique_ptr<Filesystem> Filesystem::create(const Config& config) noexcept {
       log->error("cannot stat backing directory {}: {}", config.backing, std::strerror(errno));
       return nullptr;
     }
-    auto root = std::make_unique<Inode>(std::move(fd), st.st_dev, st.st_ino, S_IFDIR, 0);
+    BackingHandles handles;
+    if (config.handle_cache > 0) {
+      std::string why;
+      handles = BackingHandles::probe(fd.get(), &why);
+      if (!handles.enabled()) {
+        log->info(
+            "no backing file handles ({}): handles of the mount go stale once the kernel "
+            "forgets an inode",
+            why);
+      }
+    }
+    auto root =
+        std::make_unique<Inode>(FUSE_ROOT_ID, std::move(fd), st.st_dev, st.st_ino, S_IFDIR, 0);
     root->nlookup.store(1);
-    return std::make_unique<Filesystem>(config, std::move(root));
+    return std::make_unique<Filesystem>(config, std::move(root), std::move(handles));
   } catch (const std::exception& e) {
     log->error("cannot set the filesystem up: {}", e.what());
     return nullptr;
   }
 }
 
-Filesystem::Filesystem(const Config& config, std::unique_ptr<Inode> root)
+Filesystem::Filesystem(const Config& config, std::unique_ptr<Inode> root, BackingHandles handles)
     : config_(config),
       log_(component_logger("fusefs")),
-      inodes_(std::move(root)),
+      inodes_(std::move(root), std::move(handles), config.handle_cache),
       durability_(config.durability),
       dirsync_(config.dirsync),
       owner_(::getuid()),
@@ -102,6 +115,13 @@ void Filesystem::shutdown() noexcept {
   engine_.reset();
 }
 
+void Filesystem::fill_entry(const Inode& inode, fuse_entry_param* e) const noexcept {
+  e->ino = inodes_.id_of(inode);
+  e->generation = inode.generation;
+  e->attr_timeout = config_.attr_timeout;
+  e->entry_timeout = config_.entry_timeout;
+}
+
 int Filesystem::entry_for(UniqueFd path_fd, fuse_entry_param* e) noexcept {
   std::memset(e, 0, sizeof *e);
   if (::fstatat(path_fd.get(), "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
@@ -109,18 +129,14 @@ int Filesystem::entry_for(UniqueFd path_fd, fuse_entry_param* e) noexcept {
   }
   Inode* inode = inodes_.find_or_insert(std::move(path_fd), e->attr);
   if (inode == nullptr) return -ENOMEM;
-  e->ino = inodes_.id_of(*inode);
-  e->generation = inode->generation;
-  e->attr_timeout = config_.attr_timeout;
-  e->entry_timeout = config_.entry_timeout;
+  fill_entry(*inode, e);
   return 0;
 }
 
 int Filesystem::lookup(Inode& parent, const char* name, fuse_entry_param* e) noexcept {
-  // ".." of the backing root would lead out of the tree; "." needs no open.
-  const bool dot = std::strcmp(name, ".") == 0;
-  const bool dotdot = std::strcmp(name, "..") == 0;
-  if (dot || (dotdot && &parent == &inodes_.root())) {
+  if (std::strcmp(name, ".") == 0) return lookup_node(inodes_.id_of(parent), e);
+  // ".." of the backing root would lead out of the tree.
+  if (std::strcmp(name, "..") == 0 && &parent == &inodes_.root()) {
     UniqueFd fd(::fcntl(parent.fd.get(), F_DUPFD_CLOEXEC, 0));
     if (!fd) return -errno;
     return entry_for(std::move(fd), e);
@@ -128,6 +144,19 @@ int Filesystem::lookup(Inode& parent, const char* name, fuse_entry_param* e) noe
   UniqueFd fd(::openat(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) return -errno;
   return entry_for(std::move(fd), e);
+}
+
+int Filesystem::lookup_node(fuse_ino_t ino, fuse_entry_param* e) noexcept {
+  std::memset(e, 0, sizeof *e);
+  Inode* inode = nullptr;
+  if (int rc = inodes_.find_by_id(ino, &inode); rc < 0) return rc;
+  if (::fstatat(inode->fd.get(), "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    const int err = -errno;
+    inodes_.forget(ino, 1);
+    return err;
+  }
+  fill_entry(*inode, e);
+  return 0;
 }
 
 FileHandle* Filesystem::add_file(UniqueFd fd, Inode& inode, int open_flags) noexcept {

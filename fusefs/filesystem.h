@@ -55,7 +55,7 @@ class Filesystem {
  public:
   // Opens the backing root. Returns nullptr (and logs why) on failure.
   static std::unique_ptr<Filesystem> create(const Config& config) noexcept;
-  Filesystem(const Config& config, std::unique_ptr<Inode> root);
+  Filesystem(const Config& config, std::unique_ptr<Inode> root, BackingHandles handles = {});
   ~Filesystem();
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;
@@ -146,6 +146,12 @@ class Filesystem {
   // Looks `name` up in `parent` and fills `e`, taking one lookup reference. -errno on
   // failure. Never follows a symlink and never leaves the backing tree.
   int lookup(Inode& parent, const char* name, fuse_entry_param* e) noexcept;
+  // The kernel's LOOKUP of "." in `ino`, which it sends only to decode a file handle of an
+  // inode it no longer caches, so `ino` may be a node it has forgotten, or one this daemon
+  // never gave out: fills `e` for the same node id, reopened from its backing handle if
+  // need be (InodeTable::find_by_id), taking one lookup reference; -ESTALE when the node
+  // or its file is gone.
+  int lookup_node(fuse_ino_t ino, fuse_entry_param* e) noexcept;
   // Fills `e` for an O_PATH fd already open on a new name, taking one lookup reference.
   int entry_for(UniqueFd path_fd, fuse_entry_param* e) noexcept;
 
@@ -196,6 +202,7 @@ class Filesystem {
   void apply_mount_flags(const MountFlags& flags);
   // Opens `inode` through the strictatime view; -errno when it cannot.
   int open_in_view(const Inode& inode, int flags) noexcept;
+  void fill_entry(const Inode& inode, fuse_entry_param* e) const noexcept;
   // The engine file dirsync uses for `dir`, opened at its first use; -errno if that fails.
   int dir_sync_file(Inode& dir, engine::File** file) noexcept;
   void sync_dirs(Inode& first, Inode* second, std::function<void(int)> done) noexcept;

@@ -71,7 +71,10 @@ int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   Filesystem& fs = fs_of(req);
   fuse_entry_param e;
-  int rc = fs.lookup(fs.inode(parent), name, &e);
+  // The kernel looks "." up only to decode a file handle whose inode it no longer holds:
+  // `parent` may be a node id it has forgotten, which fs.inode() must never be given.
+  int rc = std::strcmp(name, ".") == 0 ? fs.lookup_node(parent, &e)
+                                       : fs.lookup(fs.inode(parent), name, &e);
   reply_entry_or_err(req, rc, e);
 }
 

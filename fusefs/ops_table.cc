@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "fusefs/control.h"
 #include "fusefs/filesystem.h"
@@ -37,10 +38,14 @@ void op_init(void* userdata, fuse_conn_info* conn) noexcept {
     conn->max_background = fs.config().max_background;
     conn->congestion_threshold = std::max(1u, fs.config().max_background * 3 / 4);
   }
-  // No EXPORT_SUPPORT: with it, open_by_handle_at (or NFS) makes the kernel name node ids
-  // the daemon has already forgotten and freed; without it the kernel answers ESTALE for
-  // a handle whose inode it no longer caches.
-  conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
+  // EXPORT_SUPPORT: the kernel decodes a file handle whose inode it no longer caches with
+  // a LOOKUP of "." in its node id, which the inode table answers from the backing file's
+  // handle (inode_table.h). Without backing handles the kernel answers ESTALE itself.
+  if (fs.inodes().remembers()) {
+    want_if_capable(conn, FUSE_CAP_EXPORT_SUPPORT);
+  } else {
+    conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
+  }
   // No atomic O_TRUNC: the kernel then truncates with a SETATTR before the open, and so
   // clears suid/sgid when a non-owner truncates, as truncate(2) does.
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
@@ -119,6 +124,11 @@ bool refuse_control_name(fuse_req_t req, fuse_ino_t parent, const char* name, in
 
 void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   if (is_control_name(parent, name)) return control_lookup(req);
+  // "." in the control file: the kernel decoding a file handle of it.
+  if (parent == kControlIno) {
+    if (std::strcmp(name, ".") == 0) return control_lookup(req);
+    return reply_err(req, ENOTDIR);
+  }
   op_lookup(req, parent, name);
 }
 

@@ -43,6 +43,9 @@ struct Config {
   // The -o options as given at mount, comma separated: the control file shows them, and a
   // remount compares the options it is given against them.
   std::string options;
+  // Inodes the kernel has forgotten that file handles of the mount can still open
+  // (inode_table.h); 0 turns export support off: such handles are ESTALE.
+  unsigned handle_cache = 65536;
   // Initial values; both can change on the live mount through the control file.
   Durability durability = Durability::kFsync;
   DirSync dirsync = DirSync::kAuto;

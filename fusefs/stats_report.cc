@@ -67,6 +67,8 @@ struct Report {
         engine(fs.engine().stats()),
         nvme(fs.nvme_status()),
         fuse(fs.fuse_stats().snapshot()),
+        inodes(fs.inodes().counts()),
+        file_handles(fs.inodes().remembers()),
         faults(fs.faults().rules()),
         transport(fs.transport_status()),
         ring_requests(fs.uring_transport() ? fs.uring_transport()->requests() : 0) {}
@@ -80,6 +82,8 @@ struct Report {
   engine::StatsSnapshot engine;
   std::vector<engine::NvmeStatus> nvme;
   FuseStatsSnapshot fuse;
+  InodeTable::Counts inodes;
+  bool file_handles;
   std::vector<FaultRule> faults;
   std::string transport;
   uint64_t ring_requests;
@@ -160,6 +164,11 @@ std::string stats_text(Filesystem& fs) {
                           i == 0 ? "other" : errno_name(static_cast<int>(i)), r.fuse.errors[i]);
   }
   append_line(out, "error replies: {}", errors.empty() ? "none" : errors);
+  append_line(out,
+              "inodes: {} live, {} remembered for file handles ({}), {} reopened by handle, {} "
+              "stale handles, {} dropped",
+              r.inodes.live, r.inodes.remembered, r.file_handles ? "on" : "off", r.inodes.reopened,
+              r.inodes.stale, r.inodes.dropped);
   if (r.faults.empty()) append_line(out, "fault rules: none");
   for (const auto& f : r.faults) {
     append_line(out, "fault rule: {} (hits {}{})", f.text, f.hits,
@@ -224,7 +233,11 @@ std::string stats_json(Filesystem& fs) {
   for (size_t i = 0; i < r.fuse.events.size(); ++i) {
     o += fmt::format(",\"{}\":{}", sync_event_name(static_cast<SyncEvent>(i)), r.fuse.events[i]);
   }
-  o += "},\"faults\":[";
+  o += fmt::format(
+      "}},\"inodes\":{{\"live\":{},\"remembered\":{},\"file_handles\":{},\"reopened\":{},"
+      "\"stale\":{},\"dropped\":{}}},\"faults\":[",
+      r.inodes.live, r.inodes.remembered, r.file_handles, r.inodes.reopened, r.inodes.stale,
+      r.inodes.dropped);
   for (size_t i = 0; i < r.faults.size(); ++i) {
     const auto& f = r.faults[i];
     o += fmt::format("{}{{\"rule\":{},\"hits\":{},\"remaining\":{}}}", i ? "," : "",

@@ -251,6 +251,11 @@ std::vector<OptionSpec> build_table() {
                     [](Settings& s) -> double& { return s.config.attr_timeout; }));
   fs(seconds_option("entry_timeout", "how long the kernel may cache name lookups",
                     [](Settings& s) -> double& { return s.config.entry_timeout; }));
+  fs(unsigned_option(
+      "handle_cache",
+      "inodes the kernel has forgotten that file handles of the mount (open_by_handle_at, NFS) "
+      "still open, about 150 bytes each; 0: such handles are stale (ESTALE)",
+      [](Settings& s) -> unsigned& { return s.config.handle_cache; }, 0, 1u << 30));
 
   // The engine.
   fs(word_option<BackendKind>(

@@ -483,11 +483,12 @@ TEST_F(Hostile, RenamesRacingLookups_NoCrash_NothingOutsideChanges) {
   EXPECT_EQ(::stat((mnt_ + "/d1").c_str(), &st), 0) << "mount still serves";
 }
 
-// A file handle whose inode the kernel has forgotten must give ESTALE without the daemon
-// touching the freed inode. With export support, open_by_handle_at made the kernel look up
-// "." in a node id the daemon had already freed (ASan: heap-use-after-free in
-// Filesystem::lookup; a release daemon dup()ed whatever fd number the freed memory held,
-// seen as EBADF error replies).
+// A file handle of an unlinked file whose inode the kernel has forgotten must give ESTALE
+// without the daemon touching the freed inode. When node ids were Inode addresses, export
+// support made the kernel look up "." in a node id the daemon had already freed (ASan:
+// heap-use-after-free in Filesystem::lookup; a release daemon dup()ed whatever fd number
+// the freed memory held, seen as EBADF error replies). file_handle_test.cc covers handles
+// that must keep opening.
 TEST_F(Hostile, StaleFileHandle_IsEstale_WithoutTouchingTheFreedInode) {
   const std::string victim = mnt_ + "/victim";
   write_file(victim, "v");

@@ -58,6 +58,8 @@ const std::vector<GoodCase>& good_cases() {
       {"attr_timeout=2.5", [](const Settings& s) { return s.config.attr_timeout == 2.5; }},
       {"entry_timeout=30", [](const Settings& s) { return s.config.entry_timeout == 30.0; }},
       {"entry_timeout=0.001", [](const Settings& s) { return s.config.entry_timeout == 0.001; }},
+      {"handle_cache=0", [](const Settings& s) { return s.config.handle_cache == 0; }},
+      {"handle_cache=1000000", [](const Settings& s) { return s.config.handle_cache == 1000000; }},
       {"engine=auto",
        [](const Settings& s) { return s.config.engine.backend == BackendKind::kAuto; }},
       {"engine=uring",
@@ -267,7 +269,9 @@ TEST(MountOptions, BadValues_AreRejectedForEveryValuedOption) {
                                "durability=sync",
                                "durability=STRICT",
                                "max_background=65536",
-                               "max_background=-1"}) {
+                               "max_background=-1",
+                               "handle_cache=-1",
+                               "handle_cache=lots"}) {
     SCOPED_TRACE(std::string(bad));
     std::string value(bad.substr(bad.find('=') + 1));
     std::string key(bad.substr(0, bad.find('=')));
