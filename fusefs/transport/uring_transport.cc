@@ -65,7 +65,7 @@ std::unique_ptr<UringTransport> UringTransport::prepare(fuse_session* se, unsign
 
 UringTransport::~UringTransport() { stop(); }
 
-int UringTransport::start(std::function<bool()> held, BlockingPool* pool) noexcept {
+int UringTransport::start(const std::function<bool()>& held, BlockingPool* pool) noexcept {
   fuse_session* se = se_;
   for (auto& q : queues_) {
     int rc = q->start([se, held, pool](std::span<std::byte> request,

@@ -49,7 +49,7 @@ class UringTransport {
   // queue's owner thread, or on `pool` while `held()` says requests may be held inside the
   // daemon (a fault rule's delay), so that one held request never holds up its queue.
   // Returns 0 or -errno.
-  int start(std::function<bool()> held, BlockingPool* pool) noexcept;
+  int start(const std::function<bool()>& held, BlockingPool* pool) noexcept;
   bool started() const noexcept { return started_.load(std::memory_order_acquire); }
   // Joins the owner threads; the rings go with the object.
   void stop() noexcept;
