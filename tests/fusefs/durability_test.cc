@@ -379,7 +379,10 @@ TEST_P(DirsyncWait, OtherRequestsAreAnsweredMeanwhile) {
       << outer_stats;
   EXPECT_EQ(json_number(outer_stats, {"engine", "inline_overflow"}) > 0, p.overflow_expected)
       << outer_stats;
-  EXPECT_EQ(run_program({"fusermount3", "-u", outer}), 0);
+  // Lazily: a plain unmount right after the creators' closes can find the mount still busy
+  // (seen under load, then the outer daemon never exits and waitpid below never returns);
+  // what this test checks is that the outer daemon then exits cleanly.
+  EXPECT_EQ(run_program({"fusermount3", "-u", "-z", outer}), 0);
   int status = 0;
   ASSERT_EQ(::waitpid(outer_daemon, &status, 0), outer_daemon);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "outer daemon status " << status;
