@@ -372,6 +372,12 @@ void Filesystem::start_uring_transport() noexcept {
   } catch (const std::exception& e) {
     log_->error("cannot start the blocking pool: {}", e.what());
   }
+  if (rc == -ENOTCONN || rc == -ENODEV) {
+    // Unmounted before the rings were up: the session loop ends by itself, cleanly.
+    log_->info("the mount went away before the io_uring transport started");
+    set_uring_transport(nullptr);
+    return;
+  }
   if (rc < 0) {
     log_->error("FUSE over io_uring accepted at INIT but could not start ({}): unmounting",
                 std::strerror(-rc));
