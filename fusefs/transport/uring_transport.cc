@@ -82,7 +82,6 @@ int UringTransport::start(const std::function<bool()>& held, BlockingPool* pool)
       return rc;
     }
   }
-  started_.store(true, std::memory_order_release);
   return 0;
 }
 

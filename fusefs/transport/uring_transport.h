@@ -18,7 +18,6 @@
 #include <fuse_lowlevel.h>
 #include <sys/uio.h>
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -50,7 +49,6 @@ class UringTransport {
   // daemon (a fault rule's delay), so that one held request never holds up its queue.
   // Returns 0 or -errno.
   int start(const std::function<bool()>& held, BlockingPool* pool) noexcept;
-  bool started() const noexcept { return started_.load(std::memory_order_acquire); }
   // Joins the owner threads; the rings go with the object.
   void stop() noexcept;
 
@@ -72,7 +70,6 @@ class UringTransport {
   fuse_session* const se_;
   const unsigned depth_;
   std::vector<std::unique_ptr<RingQueue>> queues_;
-  std::atomic<bool> started_{false};
 };
 
 }  // namespace fsysfs::fusefs

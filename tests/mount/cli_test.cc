@@ -165,6 +165,36 @@ class CliTest : public ::testing::Test {
     }
   }
 
+  // Why mount(8) cannot be driven here, or "" (root, a private mount namespace and
+  // /sbin/mount.fuse3 are needed).
+  std::string mount8_missing() {
+    if (::geteuid() != 0) return "needs root for mount(8)";
+    if (run({"unshare", "--mount", "true"}).status != 0) {
+      return "cannot create a mount namespace here";
+    }
+    if (::access("/sbin/mount.fuse3", X_OK) != 0) return "no /sbin/mount.fuse3";
+    return "";
+  }
+
+  // mount(8) runs /sbin/mount.fuse3 for type fuse.fsysfs, which runs "fsysfs" through
+  // /bin/sh with PATH removed from the environment, so sh's default PATH applies
+  // (/usr/local/sbin first). Runs `script` with sh -x in a private mount namespace, with
+  // BIN (a directory holding this build's fsysfs, for the script to bind over
+  // /usr/local/sbin), FSTAB (a file holding `fstab`), MNT, MNT2 (a second mount point),
+  // BACKING and ERR set; nothing it mounts is visible outside.
+  Result run_with_mount8(const std::string& name, const std::string& fstab,
+                         const std::string& script) {
+    std::string bin = t_.mkdir("bin");
+    std::filesystem::create_symlink(kBinary, bin + "/fsysfs");
+    std::string mnt2 = t_.mkdir("mnt2");
+    std::string fstab_path = t_.write("fstab", fstab);
+    std::string script_path = t_.write(name + ".sh", script);
+    return run({"env", "BIN=" + bin, "FSTAB=" + fstab_path, "MNT=" + mnt_, "MNT2=" + mnt2,
+                "BACKING=" + backing_, "ERR=" + (t_ / "err"),
+                "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin", "unshare", "--mount",
+                "--propagation", "private", "sh", "-x", script_path});
+  }
+
   // Runs fsysfs and expects it to fail with exactly one line starting "fsysfs: " and
   // containing `expected`, with nothing mounted on mnt_.
   void expect_refused(const std::vector<std::string>& args, const std::string& expected,
@@ -436,22 +466,13 @@ TEST_F(CliTest, Debug_TracesFuseRequestsOnStderrInTheForeground) {
   EXPECT_NE(err.find("opcode: READ"), std::string::npos) << err;
 }
 
-// mount(8) runs /sbin/mount.fuse3 for type fuse.fsysfs, which runs "fsysfs" through
-// /bin/sh with PATH removed from the environment, so sh's default PATH applies
-// (/usr/local/sbin first). A private mount namespace puts our binary there without
-// touching the machine.
+// A private mount namespace puts our binary where mount(8) finds it without touching the
+// machine (run_with_mount8).
 TEST_F(CliTest, Fstab_MountAndUmountThroughMount8) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root for mount(8)";
-  if (run({"unshare", "--mount", "true"}).status != 0) {
-    GTEST_SKIP() << "cannot create a mount namespace here";
-  }
-  if (::access("/sbin/mount.fuse3", X_OK) != 0) GTEST_SKIP() << "no /sbin/mount.fuse3";
-  std::string bin = t_.mkdir("bin");
-  std::filesystem::create_symlink(kBinary, bin + "/fsysfs");
-  std::string mnt2 = t_.mkdir("mnt2");
-  std::string fstab = t_.write(
-      "fstab", backing_ + " " + mnt_ + " fuse.fsysfs allow_other,noatime,_netdev,nofail 0 0\n" +
-                   backing_ + " " + mnt2 + " fuse.fsysfs defaults 0 0\n");
+  if (std::string why = mount8_missing(); !why.empty()) GTEST_SKIP() << why;
+  const std::string fstab = backing_ + " " + mnt_ +
+                            " fuse.fsysfs allow_other,noatime,_netdev,nofail 0 0\n" + backing_ +
+                            " " + (t_ / "mnt2") + " fuse.fsysfs defaults 0 0\n";
   std::string script =
       "set -e\n"
       "mount --bind \"$BIN\" /usr/local/sbin\n"
@@ -467,10 +488,7 @@ TEST_F(CliTest, Fstab_MountAndUmountThroughMount8) {
       "! grep -q \" $MNT \" /proc/self/mountinfo\n"
       "! grep -q \" $MNT2 \" /proc/self/mountinfo\n"
       "echo ok\n";
-  std::string script_path = t_.write("fstab_test.sh", script);
-  Result r = run({"env", "BIN=" + bin, "FSTAB=" + fstab, "MNT=" + mnt_, "MNT2=" + mnt2,
-                  "BACKING=" + backing_, "ERR=" + (t_ / "err"), "unshare", "--mount",
-                  "--propagation", "private", "sh", script_path});
+  Result r = run_with_mount8("fstab_test", fstab, script);
   EXPECT_EQ(r.status, 0) << r.err << read_file(t_ / "err");
   EXPECT_EQ(r.out, "ok\n");
   EXPECT_EQ(mounted_type(mnt_), "");  // it was never visible outside the namespace
@@ -482,17 +500,10 @@ TEST_F(CliTest, Fstab_MountAndUmountThroughMount8) {
 // is dev,suid unless the entry says nodev/nosuid: mount.fuse3 adds dev,suid (fstests
 // generic/184 and 434 use device nodes on the mount).
 TEST_F(CliTest, Fstab_RemountThroughMount8_AndRootMountsWithDevSuid) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root for mount(8)";
-  if (run({"unshare", "--mount", "true"}).status != 0) {
-    GTEST_SKIP() << "cannot create a mount namespace here";
-  }
-  if (::access("/sbin/mount.fuse3", X_OK) != 0) GTEST_SKIP() << "no /sbin/mount.fuse3";
-  std::string bin = t_.mkdir("bin");
-  std::filesystem::create_symlink(kBinary, bin + "/fsysfs");
-  std::string mnt2 = t_.mkdir("mnt2");
-  std::string fstab = t_.write(
-      "fstab", backing_ + " " + mnt_ + " fuse.fsysfs allow_other,noatime,durability=close 0 0\n" +
-                   backing_ + " " + mnt2 + " fuse.fsysfs defaults 0 0\n");
+  if (std::string why = mount8_missing(); !why.empty()) GTEST_SKIP() << why;
+  const std::string fstab = backing_ + " " + mnt_ +
+                            " fuse.fsysfs allow_other,noatime,durability=close 0 0\n" + backing_ +
+                            " " + (t_ / "mnt2") + " fuse.fsysfs defaults 0 0\n";
   std::string script =
       "set -e\n"
       "opts() { awk -v m=\"$1\" '$5 == m { o = $6 } END { print o }' /proc/self/mountinfo; }\n"
@@ -521,11 +532,7 @@ TEST_F(CliTest, Fstab_RemountThroughMount8_AndRootMountsWithDevSuid) {
       "umount \"$MNT\"\n"
       "umount \"$MNT2\"\n"
       "echo ok\n";
-  std::string script_path = t_.write("remount_test.sh", script);
-  Result r = run({"env", "BIN=" + bin, "FSTAB=" + fstab, "MNT=" + mnt_, "MNT2=" + mnt2,
-                  "BACKING=" + backing_, "ERR=" + (t_ / "err"),
-                  "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin", "unshare", "--mount",
-                  "--propagation", "private", "sh", "-x", script_path});
+  Result r = run_with_mount8("remount_test", fstab, script);
   EXPECT_EQ(r.status, 0) << r.err << read_file(t_ / "err");
   EXPECT_EQ(r.out, "ok\n");
   EXPECT_EQ(mounted_type(mnt_), "");
