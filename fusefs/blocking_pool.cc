@@ -18,7 +18,10 @@ BlockingPool::~BlockingPool() {
 bool BlockingPool::run(std::function<void()> work) noexcept {
   try {
     std::lock_guard lock(mu_);
-    if (idle_ == 0 && threads_.size() < max_threads_) {
+    // An idle thread takes one piece of work when it wakes; work already queued has claimed
+    // those not yet woken. Without this count, work queued right behind a long wait would
+    // sit behind it.
+    if (queue_.size() >= idle_ && threads_.size() < max_threads_) {
       threads_.emplace_back([this] { loop(); });
     } else if (threads_.empty()) {
       return false;
@@ -45,6 +48,11 @@ void BlockingPool::loop() noexcept {
     }
     work();
   }
+}
+
+unsigned BlockingPool::idle_threads() noexcept {
+  std::lock_guard lock(mu_);
+  return idle_;
 }
 
 }  // namespace fsysfs::fusefs

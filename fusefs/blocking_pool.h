@@ -28,6 +28,9 @@ class BlockingPool {
   // Queues `work`; false when it could not be queued (out of memory).
   bool run(std::function<void()> work) noexcept;
 
+  // Threads waiting for work.
+  unsigned idle_threads() noexcept;
+
  private:
   void loop() noexcept;
 
