@@ -11,6 +11,7 @@
 
 #include "engine/backend.h"
 #include "engine/buffer_pool.h"
+#include "engine/client_ring.h"
 #include "engine/engine_internal.h"
 #include "engine/log.h"
 #include "engine/nvme.h"
@@ -140,11 +141,15 @@ Op* Engine::new_write_op(File& f, Completion done, SyncKind sync, std::byte* dat
   return op;
 }
 
-void Engine::submit(Op* op) noexcept { submit(op, take_inline(op->type, op->sync)); }
+void Engine::submit(Op* op) noexcept { submit(op, route(op->type, op->sync)); }
 
-void Engine::submit(Op* op, bool on_caller) noexcept {
+void Engine::submit(Op* op, Route route) noexcept {
   op->file->pending_.fetch_add(1, std::memory_order_relaxed);
-  if (!on_caller) {
+  if (route == Route::kClientRing) {
+    ClientRing::of_thread(*this)->submit(op);
+    return;
+  }
+  if (route == Route::kBackend) {
     backend_->submit(op);
     return;
   }
@@ -159,6 +164,14 @@ void Engine::end_inline(const Op& op) noexcept {
 }
 
 void set_thread_may_wait(bool may) noexcept { t_no_device_waits = !may; }
+
+Engine::Route Engine::route(OpType type, SyncKind sync) noexcept {
+  // A blocking call on a client ring's thread would wait for a CQE only it can reap.
+  if (!t_engine_thread && !t_blocking_call && ClientRing::of_thread(*this) != nullptr) {
+    return Route::kClientRing;
+  }
+  return take_inline(type, sync) ? Route::kCaller : Route::kBackend;
+}
 
 bool Engine::take_inline(OpType type, SyncKind sync) noexcept {
   if (t_engine_thread) return false;
@@ -194,20 +207,21 @@ void Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncK
   // The caller's bytes are only ever read from.
   Op* op =
       new_write_op(f, std::move(done), sync, const_cast<std::byte*>(data.data()), data.size(), off);
-  const bool on_caller = take_inline(OpType::kWrite, sync);
-  // Inline, the write is done before this returns, so the caller's bytes need no copy,
-  // unless the file is O_DIRECT, which needs them aligned.
-  if (on_caller && !f.direct_) {
-    submit(op, true);
+  const Route where = route(OpType::kWrite, sync);
+  // Inline, the write is done before this returns, and on a client ring the client keeps
+  // the bytes until the completion: no copy, unless the file is O_DIRECT, which needs
+  // them aligned.
+  if (where != Route::kBackend && !f.direct_) {
+    submit(op, where);
     return;
   }
   if (!own_copy(*op)) {
-    if (on_caller) end_inline(*op);
+    if (where == Route::kCaller) end_inline(*op);
     op->file->pending_.fetch_add(1, std::memory_order_relaxed);
     complete(op, -ENOMEM);
     return;
   }
-  submit(op, on_caller);
+  submit(op, where);
 }
 
 bool Engine::own_copy(Op& op) noexcept {
@@ -253,18 +267,21 @@ void Engine::sync(File& f, SyncKind kind, Completion done) {
 }
 
 int64_t Engine::write(File& f, std::span<const std::byte> data, uint64_t off, SyncKind sync) {
+  BlockingCall blocking;
   Waiter w;
   write(f, data, off, sync, w.callback());
   return w.wait();
 }
 
 int64_t Engine::read(File& f, std::span<std::byte> into, uint64_t off) {
+  BlockingCall blocking;
   Waiter w;
   read(f, into, off, w.callback());
   return w.wait();
 }
 
 int Engine::sync(File& f, SyncKind kind) {
+  BlockingCall blocking;
   Waiter w;
   sync(f, kind, w.callback());
   return static_cast<int>(w.wait());

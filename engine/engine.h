@@ -7,7 +7,8 @@
 // Thread safety: every member function of Engine and File may be called from any thread,
 // concurrently. Completions run on an engine thread, never inside the submitting call,
 // except for the ops Options::inline_ops runs on the caller: those complete before it
-// returns.
+// returns. A thread that lends the engine its own ring (client_ring.h) gets its ops'
+// completions on itself, when it hands back their CQEs.
 
 #include <sys/types.h>
 
@@ -27,6 +28,8 @@ namespace fsysfs::engine {
 
 class Backend;
 class BufferPool;
+class ClientRing;
+class OpRing;
 struct Op;
 enum class OpType : uint8_t;
 class NvmeDevice;
@@ -91,6 +94,7 @@ class File {
   friend class Engine;
   friend class UringBackend;
   friend class SyncBackend;
+  friend class OpRing;
   File(std::shared_ptr<Backend> backend, UniqueFd fd, dev_t dev, std::shared_ptr<NvmeDevice> nvme);
 
   std::shared_ptr<Backend> backend_;
@@ -156,14 +160,24 @@ class Engine {
   friend class UringBackend;
   friend class SyncBackend;
   friend class NvmeFlusher;
+  friend class OpRing;
+  friend class ClientRing;
+  // Where an op runs: the one place that decides it.
+  enum class Route : uint8_t {
+    kBackend,     // the backend's threads (the engine's ring owner, or its sync workers)
+    kCaller,      // inline on the submitting thread (Options::inline_ops)
+    kClientRing,  // the submitting thread's own ring (client_ring.h)
+  };
   Op* new_op(File& f, Completion done);
   Op* new_write_op(File& f, Completion done, SyncKind sync, std::byte* data, size_t len,
                    uint64_t off);
-  // Runs `op` on the calling thread when take_inline allows, else hands it to the backend.
+  // Runs `op` where route() says.
   void submit(Op* op) noexcept;
-  void submit(Op* op, bool on_caller) noexcept;
-  // Whether Options::inline_ops runs such an op on the submitting thread; one that waits for
-  // the device also takes one of the max_inline_waits places, which submit gives back.
+  void submit(Op* op, Route route) noexcept;
+  // Where an op submitted by the calling thread runs. An op run on the caller that waits for
+  // the device takes one of the max_inline_waits places, which submit gives back.
+  Route route(OpType type, SyncKind sync) noexcept;
+  // Whether Options::inline_ops runs such an op on the submitting thread (see route()).
   bool take_inline(OpType type, SyncKind sync) noexcept;
   // Gives back the place an op that ran inline took, if it took one.
   void end_inline(const Op& op) noexcept;

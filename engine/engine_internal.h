@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "engine/engine.h"
 #include "engine/op.h"
@@ -16,6 +17,19 @@ namespace fsysfs::engine {
 inline thread_local bool t_engine_thread = false;
 // Set by set_thread_may_wait(false): this thread's device waits never run inline.
 inline thread_local bool t_no_device_waits = false;
+
+// Set while the thread is in one of the Engine's blocking calls.
+inline thread_local bool t_blocking_call = false;
+class BlockingCall {
+ public:
+  BlockingCall() noexcept : was_(std::exchange(t_blocking_call, true)) {}
+  ~BlockingCall() { t_blocking_call = was_; }
+  BlockingCall(const BlockingCall&) = delete;
+  BlockingCall& operator=(const BlockingCall&) = delete;
+
+ private:
+  bool was_;
+};
 
 // Lets a thread block until a Completion has run.
 class Waiter {

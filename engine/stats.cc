@@ -105,9 +105,9 @@ void Stats::reset() noexcept {
     p.errors = 0;
     p.latency.reset();
   }
-  for (auto* c :
-       {&fixed_buffer_writes, &copied_writes, &inline_ops, &inline_overflow, &raw_fd_ops,
-        &short_writes, &sq_full, &submits, &sqes, &cqes, &nvme_flush_errors, &owner_sleeps})
+  for (auto* c : {&fixed_buffer_writes, &copied_writes, &inline_ops, &client_ring_ops,
+                  &inline_overflow, &raw_fd_ops, &short_writes, &sq_full, &submits, &sqes, &cqes,
+                  &nvme_flush_errors, &owner_sleeps})
     c->store(0, std::memory_order_relaxed);
 }
 
@@ -127,6 +127,7 @@ void Stats::fill(StatsSnapshot& s) const {
   s.fixed_buffer_writes = fixed_buffer_writes.load(std::memory_order_relaxed);
   s.copied_writes = copied_writes.load(std::memory_order_relaxed);
   s.inline_ops = inline_ops.load(std::memory_order_relaxed);
+  s.client_ring_ops = client_ring_ops.load(std::memory_order_relaxed);
   s.inline_overflow = inline_overflow.load(std::memory_order_relaxed);
   s.raw_fd_ops = raw_fd_ops.load(std::memory_order_relaxed);
   s.short_writes = short_writes.load(std::memory_order_relaxed);

@@ -57,6 +57,7 @@ struct StatsSnapshot {
   uint64_t fixed_buffer_writes = 0;  // from a registered buffer (WRITE_FIXED on the ring)
   uint64_t copied_writes = 0;        // pool exhausted: from a private copy
   uint64_t inline_ops = 0;           // run on the caller's thread (Options::inline_ops)
+  uint64_t client_ring_ops = 0;      // run on the caller's own ring (client_ring.h)
   uint64_t inline_overflow = 0;      // to the backend: max_inline_waits were waiting inline
   uint64_t max_inline_waits = 0;     // Options::max_inline_waits (0 unless inline_ops is kAll)
   uint64_t raw_fd_ops = 0;           // no fixed-file slot: the raw fd was used
@@ -76,8 +77,8 @@ class Stats {
   void reset() noexcept;
   void fill(StatsSnapshot& s) const;
 
-  std::atomic<uint64_t> fixed_buffer_writes{0}, copied_writes{0}, inline_ops{0}, inline_overflow{0},
-      raw_fd_ops{0}, short_writes{0}, sq_full{0}, submits{0}, sqes{0}, cqes{0},
+  std::atomic<uint64_t> fixed_buffer_writes{0}, copied_writes{0}, inline_ops{0}, client_ring_ops{0},
+      inline_overflow{0}, raw_fd_ops{0}, short_writes{0}, sq_full{0}, submits{0}, sqes{0}, cqes{0},
       nvme_flush_errors{0}, owner_sleeps{0};
 
  private:

@@ -13,6 +13,7 @@
 #include "engine/backend.h"
 #include "engine/file_table.h"
 #include "engine/op.h"
+#include "engine/op_ring.h"
 #include "engine/options.h"
 #include "engine/ring_setup.h"
 #include "engine/sync_backend.h"
@@ -45,14 +46,8 @@ class UringBackend final : public Backend {
   void loop() noexcept;
   void wake() noexcept;
   void arm_wake() noexcept;
-  // Preps op's SQEs; false when the CQ has no room for them yet (op is left pending).
-  bool prep(Op* op) noexcept;
-  void ensure_slot(File& f) noexcept;
-  void set_file(io_uring_sqe* sqe, const File& f) noexcept;
-  void submit_now() noexcept;
   void reap() noexcept;
   void on_cqe(uint64_t user_data, int32_t res) noexcept;
-  void finish(Op* op, int64_t res) noexcept;
   void fail_queued() noexcept;
 
   Engine& engine_;
@@ -72,12 +67,7 @@ class UringBackend final : public Backend {
   bool ring_ok_ = false;
   RingSetup setup_;
   std::optional<FileTable> files_;
-  bool buffers_registered_ = false;
-  bool skip_write_cqe_ = false;  // IORING_FEAT_CQE_SKIP: a chain posts one CQE, not two
-  std::deque<Op*> pending_;      // taken from queue_, not yet prepped (in order)
-  unsigned cq_capacity_ = 0;
-  unsigned cqes_in_flight_ = 0;  // CQEs still to come for prepped SQEs (wake read excluded)
-  unsigned unsubmitted_ = 0;     // SQEs prepped since the last submit
+  std::optional<OpRing> ops_;  // the ops taken from queue_, on ring_
   uint64_t wake_buf_ = 0;
   bool wake_armed_ = false;
   std::atomic<bool> stopped_{false};  // owner left its loop: submit() fails ops at once

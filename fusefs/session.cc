@@ -152,7 +152,8 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   std::unique_ptr<UringTransport> transport;
   if (config.transport != Transport::kDev) {
     std::string why;
-    transport = UringTransport::prepare(se.get(), config.uring_depth, kMaxWrite, &why);
+    transport =
+        UringTransport::prepare(se.get(), fs->engine(), config.uring_depth, kMaxWrite, &why);
     if (transport) {
       fs->set_uring_transport(transport.get());
     } else if (config.transport == Transport::kUring) {

@@ -93,6 +93,7 @@ constexpr std::pair<const char*, uint64_t engine::StatsSnapshot::*> kEngineCount
     {"fixed_buffer_writes", &engine::StatsSnapshot::fixed_buffer_writes},
     {"copied_writes", &engine::StatsSnapshot::copied_writes},
     {"inline_ops", &engine::StatsSnapshot::inline_ops},
+    {"client_ring_ops", &engine::StatsSnapshot::client_ring_ops},
     {"inline_overflow", &engine::StatsSnapshot::inline_overflow},
     {"max_inline_waits", &engine::StatsSnapshot::max_inline_waits},
     {"raw_fd_ops", &engine::StatsSnapshot::raw_fd_ops},
@@ -115,7 +116,8 @@ std::string stats_text(Filesystem& fs) {
   append_line(out, "durability {}, dirsync {} ({}), writeback cache {}, suid/sgid cleared by {}",
               durability_name(r.durability), r.dirsync_on ? "on" : "off", dirsync_name(r.dirsync),
               r.writeback ? "on" : "off", r.kills_privs ? "daemon" : "kernel");
-  append_line(out, "transport {}, {} requests over io_uring", r.transport, r.ring_requests);
+  append_line(out, "transport {}, {} requests over io_uring, {} engine ops on their rings",
+              r.transport, r.ring_requests, r.engine.client_ring_ops);
   append_line(out, "engine {}: {}", r.engine.backend, r.engine.backend_notes);
   append_line(out, "fixed files {}/{}, buffers {}/{}", r.engine.fixed_files_used,
               r.engine.fixed_files_total, r.engine.buffers_used, r.engine.buffers_total);

@@ -19,7 +19,14 @@ constexpr size_t kPage = 4096;
 // Per entry: the header, then room for the request's headers in front of the payload.
 constexpr size_t kHeaderRoom = kPage;
 constexpr size_t kPrefixRoom = kPage;
-constexpr uint64_t kWakeTag = 1;  // user_data of the read on the wake-up eventfd
+// user_data of this queue's own SQEs has bit 1 set (engine/client_ring.h): an entry's is
+// its address | kEntryTag, the read on the wake-up eventfd's kWakeTag.
+constexpr uint64_t kEntryTag = 2;
+constexpr uint64_t kWakeTag = 3;
+// Per entry at most one FUSE command and one engine op (a write+sync chain: two SQEs, two
+// CQEs) in flight, and the wake-up read.
+unsigned ring_entries(unsigned depth) noexcept { return 4 * (depth + 1); }
+unsigned engine_cq_room(unsigned depth) noexcept { return 2 * depth; }
 
 struct OwnerState {
   const RingQueue* queue = nullptr;  // the queue this thread owns
@@ -41,12 +48,13 @@ RingQueue::Mapping::~Mapping() {
   if (data_ != nullptr) ::munmap(data_, len_);
 }
 
-RingQueue::RingQueue(unsigned qid, unsigned depth, size_t payload_size)
-    : qid_(qid), depth_(depth), payload_size_(payload_size), entries_(depth) {}
+RingQueue::RingQueue(engine::Engine* engine, unsigned qid, unsigned depth, size_t payload_size)
+    : qid_(qid), depth_(depth), payload_size_(payload_size), engine_(engine), entries_(depth) {}
 
-std::unique_ptr<RingQueue> RingQueue::create(int dev_fd, unsigned qid, unsigned depth,
-                                             size_t payload_size, std::string* why) {
-  std::unique_ptr<RingQueue> q(new RingQueue(qid, depth, payload_size));
+std::unique_ptr<RingQueue> RingQueue::create(int dev_fd, engine::Engine* engine, unsigned qid,
+                                             unsigned depth, size_t payload_size,
+                                             std::string* why) {
+  std::unique_ptr<RingQueue> q(new RingQueue(engine, qid, depth, payload_size));
   q->mappings_.reserve(depth);
   for (Entry& e : q->entries_) {
     Mapping& m = q->mappings_.emplace_back(kHeaderRoom + kPrefixRoom + payload_size);
@@ -86,18 +94,17 @@ RingQueue::~RingQueue() { stop(); }
 
 int RingQueue::set_up(int dev_fd, std::string* why) noexcept {
   io_uring_params params{};
-  // FUSE commands need 128-byte SQEs. Each entry has at most one command in flight, the
-  // wake-up read one more. Only this thread submits, and the kernel runs the completions'
-  // task work when it waits, in batches.
+  // FUSE commands need 128-byte SQEs. Only this thread submits, and the kernel runs the
+  // completions' task work when it waits, in batches.
   params.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
                  IORING_SETUP_DEFER_TASKRUN;
-  params.cq_entries = 2 * (depth_ + 1);
-  int rc = io_uring_queue_init_params(depth_ + 1, &ring_, &params);
+  params.cq_entries = ring_entries(depth_);
+  int rc = io_uring_queue_init_params(ring_entries(depth_), &ring_, &params);
   if (rc == -EINVAL) {
     params = {};
     params.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE;
-    params.cq_entries = 2 * (depth_ + 1);
-    rc = io_uring_queue_init_params(depth_ + 1, &ring_, &params);
+    params.cq_entries = ring_entries(depth_);
+    rc = io_uring_queue_init_params(ring_entries(depth_), &ring_, &params);
   }
   if (rc < 0) {
     *why = std::string("io_uring setup with 128-byte entries: ") + std::strerror(-rc);
@@ -107,6 +114,27 @@ int RingQueue::set_up(int dev_fd, std::string* why) noexcept {
   if (rc = io_uring_register_files(&ring_, &dev_fd, 1); rc < 0) {
     *why = std::string("registering /dev/fuse with the ring: ") + std::strerror(-rc);
     return rc;
+  }
+  if (engine_ == nullptr) return 0;
+  // A write request's bytes arrive in its entry's payload buffer: registered, the engine
+  // writes them from there as a WRITE_FIXED. Without, it writes them as a plain WRITE.
+  std::vector<iovec> buffers;
+  buffers.reserve(entries_.size());
+  for (const Entry& e : entries_) buffers.push_back({e.payload, payload_size_});
+  if (rc = io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
+      rc < 0) {
+    component_logger("fusefs")->info(
+        "fuse ring {}: payload buffers not registered ({}): writes "
+        "are plain WRITEs",
+        qid_, std::strerror(-rc));
+    buffers.clear();
+  }
+  try {
+    client_ = std::make_unique<engine::ClientRing>(*engine_, ring_, engine_cq_room(depth_),
+                                                   std::move(buffers));
+  } catch (const std::bad_alloc&) {
+    *why = "out of memory for the ring's engine state";
+    return -ENOMEM;
   }
   return 0;
 }
@@ -135,6 +163,8 @@ void RingQueue::owner(int dev_fd) noexcept {
     phase_cv_.notify_all();
   }
   if (serving) serve();
+  drain_engine_ops();
+  client_.reset();
   // Cancels the commands the kernel still holds.
   if (ring_up_) io_uring_queue_exit(&ring_);
   ring_up_ = false;
@@ -146,7 +176,12 @@ void RingQueue::owner(int dev_fd) noexcept {
 void RingQueue::prep_command(Entry& e, uring_abi::Cmd cmd) noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
-    // Each entry owns at most one command and the SQ has room for all of them.
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  if (sqe == nullptr) {
+    // Each entry owns at most one command, and the SQ has room for them all and the
+    // engine's SQEs; what is prepped was submitted just now.
     component_logger("fusefs")->critical("fuse ring {}: submission queue full", qid_);
     std::abort();
   }
@@ -155,7 +190,7 @@ void RingQueue::prep_command(Entry& e, uring_abi::Cmd cmd) noexcept {
   sqe->flags = IOSQE_FIXED_FILE;
   sqe->fd = 0;
   sqe->cmd_op = cmd;
-  io_uring_sqe_set_data(sqe, &e);
+  io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(&e) | kEntryTag);
   if (cmd == uring_abi::kRegister) {
     sqe->addr = reinterpret_cast<uint64_t>(e.iov);
     sqe->len = 2;
@@ -168,6 +203,10 @@ void RingQueue::prep_command(Entry& e, uring_abi::Cmd cmd) noexcept {
 
 void RingQueue::arm_wake() noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
   std::memset(sqe, 0, 2 * sizeof(io_uring_sqe));
   io_uring_prep_read(sqe, wake_fd_.get(), &wake_buf_, sizeof wake_buf_, 0);
   io_uring_sqe_set_data64(sqe, kWakeTag);
@@ -218,10 +257,10 @@ void RingQueue::serve() noexcept {
   auto log = component_logger("fusefs");
   unsigned dead = 0;  // entries the kernel gave back for good (connection gone)
   while (!stopping_.load() && dead < depth_) {
-    io_uring_submit(&ring_);
-    io_uring_cqe* cqe = nullptr;
-    int rc = io_uring_wait_cqe(&ring_, &cqe);
-    if (rc == -EINTR) continue;
+    if (client_) client_->prep_pending();
+    // Submits the batch's commits and engine SQEs and waits in the same call.
+    int rc = io_uring_submit_and_wait(&ring_, 1);
+    if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) continue;
     if (rc < 0) {
       log->error("fuse ring {}: waiting for requests failed: {}", qid_, std::strerror(-rc));
       break;
@@ -229,35 +268,71 @@ void RingQueue::serve() noexcept {
     t_owner.batching = true;
     unsigned head = 0;
     unsigned seen = 0;
+    io_uring_cqe* cqe = nullptr;
     io_uring_for_each_cqe(&ring_, head, cqe) {
       ++seen;
-      if (io_uring_cqe_get_data64(cqe) == kWakeTag) {
-        {
-          std::lock_guard lock(pending_mu_);
-          for (Entry* answered : pending_) prep_command(*answered, uring_abi::kCommitAndFetch);
-          pending_.clear();
-          wake_sent_ = false;
-        }
-        arm_wake();
-        continue;
-      }
-      Entry& e = *static_cast<Entry*>(io_uring_cqe_get_data(cqe));
-      if (cqe->res == 0) {
-        handle(e);
-      } else if (cqe->res == -EAGAIN || cqe->res == -EINTR) {
-        prep_command(e, e.commit_id == 0 ? uring_abi::kRegister : uring_abi::kCommitAndFetch);
-      } else {
-        // ENOTCONN/ECANCELED: the connection ended (unmount) and took the entry back.
-        if (cqe->res != -ENOTCONN && cqe->res != -ECANCELED) {
-          log->error("fuse ring {}: command failed: {}", qid_, std::strerror(-cqe->res));
-        }
-        ++dead;
-      }
+      on_cqe(*cqe, &dead);
     }
     io_uring_cq_advance(&ring_, seen);
     t_owner.batching = false;
   }
   io_uring_submit(&ring_);
+}
+
+void RingQueue::on_cqe(const io_uring_cqe& cqe, unsigned* dead) noexcept {
+  const uint64_t data = cqe.user_data;
+  if (client_ && engine::ClientRing::owns(data)) {
+    client_->complete(data, cqe.res);
+    return;
+  }
+  if (data == kWakeTag) {
+    {
+      std::lock_guard lock(pending_mu_);
+      for (Entry* answered : pending_) prep_command(*answered, uring_abi::kCommitAndFetch);
+      pending_.clear();
+      wake_sent_ = false;
+    }
+    arm_wake();
+    return;
+  }
+  Entry& e = *reinterpret_cast<Entry*>(data & ~kEntryTag);
+  if (cqe.res == 0) {
+    handle(e);
+  } else if (cqe.res == -EAGAIN || cqe.res == -EINTR) {
+    prep_command(e, e.commit_id == 0 ? uring_abi::kRegister : uring_abi::kCommitAndFetch);
+  } else {
+    // ENOTCONN/ECANCELED: the connection ended (unmount) and took the entry back.
+    if (cqe.res != -ENOTCONN && cqe.res != -ECANCELED) {
+      component_logger("fusefs")->error("fuse ring {}: command failed: {}", qid_,
+                                        std::strerror(-cqe.res));
+    }
+    ++*dead;
+  }
+}
+
+void RingQueue::drain_engine_ops() noexcept {
+  if (!client_) return;
+  // The commits of replies sent meanwhile go with the waits; with the connection gone the
+  // kernel refuses them.
+  t_owner.batching = true;
+  while (!client_->idle()) {
+    client_->prep_pending();
+    int rc = io_uring_submit_and_wait(&ring_, 1);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+      component_logger("fusefs")->critical("fuse ring {}: cannot wait for the engine's ops: {}",
+                                           qid_, std::strerror(-rc));
+      std::abort();
+    }
+    unsigned head = 0;
+    unsigned seen = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      if (engine::ClientRing::owns(cqe->user_data)) client_->complete(cqe->user_data, cqe->res);
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+  t_owner.batching = false;
 }
 
 void RingQueue::handle(Entry& e) noexcept {

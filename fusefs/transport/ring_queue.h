@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/client_ring.h"
 #include "engine/unique_fd.h"
 #include "fusefs/transport/uring_abi.h"
 
@@ -43,9 +44,11 @@ class RingQueue {
   using Dispatch = std::function<void(std::span<std::byte> request, std::span<std::byte> payload)>;
 
   // Starts the owner thread, which sets up the ring and the buffers; nothing reaches the
-  // kernel's FUSE connection yet. Returns nullptr and says why in `why` on failure.
-  static std::unique_ptr<RingQueue> create(int dev_fd, unsigned qid, unsigned depth,
-                                           size_t payload_size, std::string* why);
+  // kernel's FUSE connection yet. The ops the owner submits to `engine` (if not null) run
+  // on the same ring, writes from the payload buffers as registered buffers. Returns
+  // nullptr and says why in `why` on failure.
+  static std::unique_ptr<RingQueue> create(int dev_fd, engine::Engine* engine, unsigned qid,
+                                           unsigned depth, size_t payload_size, std::string* why);
   ~RingQueue();
   RingQueue(const RingQueue&) = delete;
   RingQueue& operator=(const RingQueue&) = delete;
@@ -79,12 +82,15 @@ class RingQueue {
 
   enum class Phase { kSetUp, kReady, kStarting, kRunning, kStopped };
 
-  RingQueue(unsigned qid, unsigned depth, size_t payload_size);
+  RingQueue(engine::Engine* engine, unsigned qid, unsigned depth, size_t payload_size);
   // The owner thread: sets the ring up, waits for start(), serves, tears the ring down.
   void owner(int dev_fd) noexcept;
   int set_up(int dev_fd, std::string* why) noexcept;
   int register_entries() noexcept;
   void serve() noexcept;
+  // Waits until every engine op on the ring has completed (the ring is about to go).
+  void drain_engine_ops() noexcept;
+  void on_cqe(const io_uring_cqe& cqe, unsigned* dead) noexcept;
   void handle(Entry& e) noexcept;
   // Owner thread only: puts a command for `e` on the submission queue.
   void prep_command(Entry& e, uring_abi::Cmd cmd) noexcept;
@@ -95,9 +101,11 @@ class RingQueue {
   const unsigned qid_;
   const unsigned depth_;
   const size_t payload_size_;
+  engine::Engine* const engine_;
   io_uring ring_{};  // owner thread only
   bool ring_up_ = false;
-  UniqueFd wake_fd_;  // eventfd the owner keeps a read armed on
+  std::unique_ptr<engine::ClientRing> client_;  // owner thread only: the engine's ops on ring_
+  UniqueFd wake_fd_;                            // eventfd the owner keeps a read armed on
   uint64_t wake_buf_ = 0;
   // Anonymous memory, unmapped when destroyed.
   class Mapping {

@@ -45,8 +45,9 @@ std::string UringTransport::unavailable_reason() {
   return {};
 }
 
-std::unique_ptr<UringTransport> UringTransport::prepare(fuse_session* se, unsigned depth,
-                                                        size_t payload_size, std::string* why) {
+std::unique_ptr<UringTransport> UringTransport::prepare(fuse_session* se, engine::Engine& engine,
+                                                        unsigned depth, size_t payload_size,
+                                                        std::string* why) {
   if (std::string reason = unavailable_reason(); !reason.empty()) {
     *why = std::move(reason);
     return nullptr;
@@ -55,8 +56,8 @@ std::unique_ptr<UringTransport> UringTransport::prepare(fuse_session* se, unsign
   // The kernel makes one queue per possible CPU and sends a request to its caller's.
   const int cpus = get_nprocs_conf();
   for (int qid = 0; qid < cpus; ++qid) {
-    auto q = RingQueue::create(fuse_session_fd(se), static_cast<unsigned>(qid), depth, payload_size,
-                               why);
+    auto q = RingQueue::create(fuse_session_fd(se), &engine, static_cast<unsigned>(qid), depth,
+                               payload_size, why);
     if (!q) return nullptr;
     t->queues_.push_back(std::move(q));
   }

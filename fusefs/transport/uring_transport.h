@@ -38,9 +38,11 @@ class UringTransport {
   static std::string unavailable_reason();
 
   // One queue per possible CPU on the session's /dev/fuse fd, each with `depth` entries
-  // whose payload buffers hold `payload_size` bytes. Returns nullptr and says why in `why`.
-  static std::unique_ptr<UringTransport> prepare(fuse_session* se, unsigned depth,
-                                                 size_t payload_size, std::string* why);
+  // whose payload buffers hold `payload_size` bytes; the ops a queue's owner submits to
+  // `engine` run on its ring. Returns nullptr and says why in `why`.
+  static std::unique_ptr<UringTransport> prepare(fuse_session* se, engine::Engine& engine,
+                                                 unsigned depth, size_t payload_size,
+                                                 std::string* why);
   ~UringTransport();
 
   // Registers every queue's entries with the kernel and starts their owner threads; call

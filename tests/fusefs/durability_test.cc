@@ -74,8 +74,9 @@ constexpr char kDirsync[] = "allow_other,dirsync";
 constexpr char kWriteback[] = "allow_other,writeback_cache";
 constexpr char kCloseWriteback[] = "allow_other,durability=close,writeback_cache";
 constexpr char kInlineIo[] = "allow_other,inline_io=all,durability=close,dirsync";
-constexpr char kHandOff[] = "allow_other,inline_io=off";
-constexpr char kInlineWrites[] = "allow_other,inline_io=writes";
+// Where the /dev/fuse transport runs writes (on io_uring they run on the queue's ring).
+constexpr char kHandOff[] = "allow_other,transport=dev,inline_io=off";
+constexpr char kInlineWrites[] = "allow_other,transport=dev,inline_io=writes";
 
 using NoneMode = MountedWith<kNone>;
 using CloseMode = MountedWith<kClose>;

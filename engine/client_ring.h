@@ -1,0 +1,65 @@
+#pragma once
+
+// A ring owned by a client's thread on which the engine runs that thread's ops: an event
+// loop that already waits on its own io_uring (a FUSE queue's, say) gets its writes and
+// syncs onto the same ring, with no hand-off to the engine's owner thread and no wait in
+// a sync. The client keeps driving the ring: it submits, reaps, and hands back the CQEs
+// that are the engine's.
+//
+// While a ClientRing lives, the asynchronous ops the constructing thread submits to its
+// Engine run on this ring, and their completions run on that thread when it hands back
+// their CQEs (or on the engine's NVMe flusher, after a FLUSH). A write's bytes are used in
+// place, not copied: they must stay valid until its completion runs. The blocking API
+// still runs on the engine's own threads, since the client thread would wait for itself.
+//
+// Thread safety: only the thread that owns the ring (and constructed this) may use it.
+
+#include <liburing.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace fsysfs::engine {
+
+class Engine;
+class OpRing;
+struct Op;
+
+class ClientRing {
+ public:
+  // `cq_room`: how many CQEs the engine's ops may have outstanding on `ring` at once.
+  // `buffers`: the buffers registered on `ring` (by index); a write whose bytes lie in one
+  // is a WRITE_FIXED from it.
+  ClientRing(Engine& engine, io_uring& ring, unsigned cq_room, std::vector<iovec> buffers);
+  // Detaches from the thread. Every op must have completed (idle()).
+  ~ClientRing();
+  ClientRing(const ClientRing&) = delete;
+  ClientRing& operator=(const ClientRing&) = delete;
+
+  // Whether a CQE is the engine's. The client's own SQEs must have bit 1 of their
+  // user_data set (an 8-byte-aligned address | 2, say); the engine's never do.
+  static bool owns(uint64_t user_data) noexcept { return (user_data & 2) == 0; }
+  // Hands back a CQE the engine owns; its op's completion may run inside.
+  void complete(uint64_t user_data, int32_t res) noexcept;
+  // Preps the ops that waited for room on the ring; call before each submit.
+  void prep_pending() noexcept;
+  // No op waiting or in flight.
+  bool idle() const noexcept;
+
+  // The calling thread's ClientRing for `engine`, or null.
+  static ClientRing* of_thread(const Engine& engine) noexcept;
+
+ private:
+  friend class Engine;
+  void submit(Op* op) noexcept;
+  // The index of the registered buffer holding [p, p + len), or -1.
+  int buffer_index(const std::byte* p, size_t len) const noexcept;
+
+  Engine& engine_;
+  std::unique_ptr<OpRing> ops_;
+  std::vector<iovec> buffers_;
+};
+
+}  // namespace fsysfs::engine
