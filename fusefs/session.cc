@@ -152,8 +152,11 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   std::unique_ptr<UringTransport> transport;
   if (config.transport != Transport::kDev) {
     std::string why;
-    transport =
-        UringTransport::prepare(se.get(), fs->engine(), config.uring_depth, kMaxWrite, &why);
+    RingQueue::Params queue;
+    queue.depth = config.uring_depth;
+    queue.payload_size = kMaxWrite;
+    queue.idle_priority = config.uring_idle_priority;
+    transport = UringTransport::prepare(se.get(), fs->engine(), queue, &why);
     if (transport) {
       fs->set_uring_transport(transport.get());
     } else if (config.transport == Transport::kUring) {

@@ -39,7 +39,8 @@ struct Config {
   double entry_timeout = 1.0;  // seconds
   bool debug = false;          // libfuse request tracing (-d)
   Transport transport = Transport::kAuto;
-  unsigned uring_depth = 16;  // entries per io_uring queue (one queue per CPU)
+  unsigned uring_depth = 16;         // entries per io_uring queue (one queue per CPU)
+  bool uring_idle_priority = false;  // queue owners run at SCHED_IDLE (ring_queue.h)
   // The -o options as given at mount, comma separated: the control file shows them, and a
   // remount compares the options it is given against them.
   std::string options;

@@ -313,6 +313,13 @@ std::vector<OptionSpec> build_table() {
   fs(unsigned_option(
       "uring_depth", "io_uring transport: requests in flight per queue (one queue per CPU)",
       [](Settings& s) -> unsigned& { return s.config.uring_depth; }, 1, 1024));
+  fs(word_option<bool>(
+      "uring_priority", "normal|idle",
+      "io_uring transport: the scheduling class of the queues' threads (each pinned to its "
+      "queue's CPU); idle (SCHED_IDLE) lets the application a reply wakes go on on the same CPU "
+      "(round trips twice as fast on an idle machine) but starves the ring's syncs on busy CPUs",
+      [](Settings& s) -> bool& { return s.config.uring_idle_priority; },
+      std::array{Word<bool>{"normal", false}, Word<bool>{"idle", true}}));
   fs(word_option<InlineOps>(
       "inline_io", "off|writes|all",
       "where writes and syncs run: all on the FUSE worker that received them, as a passthrough "

@@ -1,6 +1,8 @@
 #include "fusefs/transport/ring_queue.h"
 
 #include <linux/fuse.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -48,13 +50,19 @@ RingQueue::Mapping::~Mapping() {
   if (data_ != nullptr) ::munmap(data_, len_);
 }
 
-RingQueue::RingQueue(engine::Engine* engine, unsigned qid, unsigned depth, size_t payload_size)
-    : qid_(qid), depth_(depth), payload_size_(payload_size), engine_(engine), entries_(depth) {}
+RingQueue::RingQueue(engine::Engine* engine, const Params& params)
+    : qid_(params.qid),
+      depth_(params.depth),
+      payload_size_(params.payload_size),
+      idle_priority_(params.idle_priority),
+      engine_(engine),
+      entries_(params.depth) {}
 
-std::unique_ptr<RingQueue> RingQueue::create(int dev_fd, engine::Engine* engine, unsigned qid,
-                                             unsigned depth, size_t payload_size,
-                                             std::string* why) {
-  std::unique_ptr<RingQueue> q(new RingQueue(engine, qid, depth, payload_size));
+std::unique_ptr<RingQueue> RingQueue::create(int dev_fd, engine::Engine* engine,
+                                             const Params& params, std::string* why) {
+  std::unique_ptr<RingQueue> q(new RingQueue(engine, params));
+  const unsigned depth = params.depth;
+  const size_t payload_size = params.payload_size;
   q->mappings_.reserve(depth);
   for (Entry& e : q->entries_) {
     Mapping& m = q->mappings_.emplace_back(kHeaderRoom + kPrefixRoom + payload_size);
@@ -139,8 +147,33 @@ int RingQueue::set_up(int dev_fd, std::string* why) noexcept {
   return 0;
 }
 
+void RingQueue::place_owner() noexcept {
+  auto log = component_logger("fusefs");
+  // The kernel hands this queue the requests of threads running on its CPU. On that CPU
+  // the hand-offs (request to owner, owner to its io-wq worker, reply to the application)
+  // are wake-ups of a thread on the same CPU, not wake-ups of an idle CPU.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(qid_, &cpus);
+  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus); rc != 0) {
+    log->debug("fuse ring {}: owner not pinned to its CPU: {}", qid_, std::strerror(rc));
+  }
+  if (!idle_priority_) return;
+  // A reply wakes the application while the owner still runs; the scheduler then moves the
+  // application to another CPU unless the owner's is idle, and a CPU that runs only
+  // SCHED_IDLE threads counts as idle. So the application stays on its CPU, and its next
+  // request is served there too. Not the default: the io-wq workers that run the ring's
+  // syncs inherit the class, and on busy CPUs they starve (the A/B is in
+  // docs/architecture.md).
+  sched_param param{};
+  if (int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param); rc != 0) {
+    log->debug("fuse ring {}: owner keeps its priority: {}", qid_, std::strerror(rc));
+  }
+}
+
 void RingQueue::owner(int dev_fd) noexcept {
   t_owner.queue = this;
+  place_owner();
   // This thread must keep fetching: syncs go to the engine's threads, never wait here.
   engine::set_thread_may_wait(false);
   std::string why;

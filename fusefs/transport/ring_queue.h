@@ -43,12 +43,20 @@ class RingQueue {
   // built in place. Both stay valid until the request is answered.
   using Dispatch = std::function<void(std::span<std::byte> request, std::span<std::byte> payload)>;
 
+  struct Params {
+    unsigned qid = 0;  // the queue's CPU
+    unsigned depth = 16;
+    size_t payload_size = 0;
+    // Run the owner at SCHED_IDLE (see place_owner()).
+    bool idle_priority = false;
+  };
+
   // Starts the owner thread, which sets up the ring and the buffers; nothing reaches the
   // kernel's FUSE connection yet. The ops the owner submits to `engine` (if not null) run
   // on the same ring, writes from the payload buffers as registered buffers. Returns
   // nullptr and says why in `why` on failure.
-  static std::unique_ptr<RingQueue> create(int dev_fd, engine::Engine* engine, unsigned qid,
-                                           unsigned depth, size_t payload_size, std::string* why);
+  static std::unique_ptr<RingQueue> create(int dev_fd, engine::Engine* engine, const Params& params,
+                                           std::string* why);
   ~RingQueue();
   RingQueue(const RingQueue&) = delete;
   RingQueue& operator=(const RingQueue&) = delete;
@@ -82,7 +90,9 @@ class RingQueue {
 
   enum class Phase { kSetUp, kReady, kStarting, kRunning, kStopped };
 
-  RingQueue(engine::Engine* engine, unsigned qid, unsigned depth, size_t payload_size);
+  RingQueue(engine::Engine* engine, const Params& params);
+  // Pins the owner to the queue's CPU and sets its scheduling class.
+  void place_owner() noexcept;
   // The owner thread: sets the ring up, waits for start(), serves, tears the ring down.
   void owner(int dev_fd) noexcept;
   int set_up(int dev_fd, std::string* why) noexcept;
@@ -101,6 +111,7 @@ class RingQueue {
   const unsigned qid_;
   const unsigned depth_;
   const size_t payload_size_;
+  const bool idle_priority_;
   engine::Engine* const engine_;
   io_uring ring_{};  // owner thread only
   bool ring_up_ = false;

@@ -46,18 +46,17 @@ std::string UringTransport::unavailable_reason() {
 }
 
 std::unique_ptr<UringTransport> UringTransport::prepare(fuse_session* se, engine::Engine& engine,
-                                                        unsigned depth, size_t payload_size,
-                                                        std::string* why) {
+                                                        RingQueue::Params queue, std::string* why) {
   if (std::string reason = unavailable_reason(); !reason.empty()) {
     *why = std::move(reason);
     return nullptr;
   }
-  std::unique_ptr<UringTransport> t(new UringTransport(se, depth));
+  std::unique_ptr<UringTransport> t(new UringTransport(se, queue.depth));
   // The kernel makes one queue per possible CPU and sends a request to its caller's.
   const int cpus = get_nprocs_conf();
   for (int qid = 0; qid < cpus; ++qid) {
-    auto q = RingQueue::create(fuse_session_fd(se), &engine, static_cast<unsigned>(qid), depth,
-                               payload_size, why);
+    queue.qid = static_cast<unsigned>(qid);
+    auto q = RingQueue::create(fuse_session_fd(se), &engine, queue, why);
     if (!q) return nullptr;
     t->queues_.push_back(std::move(q));
   }

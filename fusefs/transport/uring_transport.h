@@ -37,12 +37,12 @@ class UringTransport {
   // io_uring only while the fuse module's enable_uring parameter is on).
   static std::string unavailable_reason();
 
-  // One queue per possible CPU on the session's /dev/fuse fd, each with `depth` entries
-  // whose payload buffers hold `payload_size` bytes; the ops a queue's owner submits to
-  // `engine` run on its ring. Returns nullptr and says why in `why`.
+  // One queue per possible CPU on the session's /dev/fuse fd, each with `queue.depth`
+  // entries whose payload buffers hold `queue.payload_size` bytes (`queue.qid` is set
+  // here); the ops a queue's owner submits to `engine` run on its ring. Returns nullptr and
+  // says why in `why`.
   static std::unique_ptr<UringTransport> prepare(fuse_session* se, engine::Engine& engine,
-                                                 unsigned depth, size_t payload_size,
-                                                 std::string* why);
+                                                 RingQueue::Params queue, std::string* why);
   ~UringTransport();
 
   // Registers every queue's entries with the kernel and starts their owner threads; call

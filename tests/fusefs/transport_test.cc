@@ -4,11 +4,14 @@
 // Skipped where the kernel does not offer FUSE over io_uring.
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +82,44 @@ TEST_F(UringTransport, WritesAndSyncsRunOnTheQueuesRing) {
   EXPECT_EQ(json_number(s, {"engine", "sqes"}), 0u) << "nothing went to the engine's own ring";
   EXPECT_EQ(read_file(backing_ + "/f"),
             std::string(4096, 'a') + std::string(4096, 'b') + std::string(4096, 'c'));
+}
+
+// Each queue's owner is pinned to its queue's CPU, at the class uring_priority names.
+// Returns, per scheduling policy, how many daemon threads run pinned to one CPU, once the
+// rings serve (a request has been answered: the mount is up, INIT done).
+std::map<int, int> pinned_threads_by_policy(pid_t daemon, const std::string& mnt) {
+  EXPECT_EQ(json_word(read_stats_json(mnt), "transport"), "io_uring");
+  std::map<int, int> found;
+  const std::string dir = "/proc/" + std::to_string(daemon) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(dir)) {
+    const pid_t tid = std::stoi(task.path().filename());
+    cpu_set_t cpus;
+    if (::sched_getaffinity(tid, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) != 1) continue;
+    ++found[::sched_getscheduler(tid)];
+  }
+  return found;
+}
+
+TEST_F(UringTransport, QueueOwnersArePinnedToTheirCpu_AtTheNormalClass) {
+  const auto found = pinned_threads_by_policy(daemon_, mnt_);
+  EXPECT_GE(found.count(SCHED_OTHER) ? found.at(SCHED_OTHER) : 0, 1);
+  EXPECT_EQ(found.count(SCHED_IDLE), 0u);
+}
+
+class UringTransportIdle : public UringTransport {
+  std::string extra() const override { return "uring_priority=idle"; }
+};
+
+TEST_F(UringTransportIdle, QueueOwnersRunAtSchedIdle) {
+  const auto found = pinned_threads_by_policy(daemon_, mnt_);
+  EXPECT_GE(found.count(SCHED_IDLE) ? found.at(SCHED_IDLE) : 0, 1);
+  EXPECT_EQ(found.count(SCHED_OTHER), 0u);
+  int fd = ::open((mnt_ + "/f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::pwrite(fd, "x", 1, 0), 1);
+  EXPECT_EQ(::fsync(fd), 0);
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_EQ(read_file(backing_ + "/f"), "x");
 }
 
 class UringTransportStrict : public UringTransport {
