@@ -97,6 +97,8 @@ const std::vector<GoodCase>& good_cases() {
       {"transport=dev,transport=auto",
        [](const Settings& s) { return s.config.transport == fusefs::Transport::kAuto; }},
       {"uring_depth=4", [](const Settings& s) { return s.config.uring_depth == 4; }},
+      {"uring_priority=idle", [](const Settings& s) { return s.config.uring_idle_priority; }},
+      {"uring_priority=normal", [](const Settings& s) { return !s.config.uring_idle_priority; }},
       {"inline_io=all",
        [](const Settings& s) { return s.config.engine.inline_ops == InlineOps::kAll; }},
       {"inline_io=all,inline_io=off",
