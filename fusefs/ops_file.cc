@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -79,16 +80,24 @@ engine::SyncKind write_sync_of(Filesystem& fs, const FileHandle& h) noexcept {
 }
 
 // After a data change that bypassed the engine's write path (fallocate, copy_file_range):
-// makes it durable when a write through `h` would have been. Blocks the worker. Returns an
-// errno or 0.
-int sync_after_change(Filesystem& fs, FileHandle& h) noexcept {
+// makes it durable when a write through `h` would have been, then calls `done` with an
+// errno or 0 (at once, or from the sync's completion).
+void sync_after_change(Filesystem& fs, FileHandle& h,
+                       const std::function<void(int)>& done) noexcept {
   const engine::SyncKind kind = write_sync_of(fs, h);
-  if (kind == engine::SyncKind::kNone) return 0;
+  if (kind == engine::SyncKind::kNone) {
+    done(0);
+    return;
+  }
   const uint64_t sample = h.inode->data.sample();
-  int rc = guarded([&] { return fs.engine().sync(*h.file, kind); });
-  if (rc < 0) return -rc;
-  h.inode->data.durable(sample);
-  return 0;
+  const int rc = guarded([&] {
+    fs.engine().sync(*h.file, kind, [&h, sample, done](int64_t res) noexcept {
+      if (res >= 0) h.inode->data.durable(sample);
+      done(res < 0 ? static_cast<int>(-res) : 0);
+    });
+    return 0;
+  });
+  if (rc < 0) done(-rc);
 }
 
 // Hands the write to the engine; returns 0 once the completion owns the reply, or -errno
@@ -362,8 +371,11 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t leng
   int rc = -kill_privs_of_caller(req, h);
   if (rc == 0 && ::fallocate(h.fd(), mode, offset, length) != 0) rc = errno;
   h.inode->data.changed();
-  if (rc == 0) rc = sync_after_change(fs_of(req), h);
-  reply_err(req, rc);
+  if (rc != 0) {
+    reply_err(req, rc);
+    return;
+  }
+  sync_after_change(fs_of(req), h, [req](int err) noexcept { reply_err(req, err); });
 }
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
@@ -379,12 +391,17 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
     if (n < 0) err = errno;
   }
   dst.inode->data.changed();
-  if (err == 0) err = sync_after_change(fs_of(req), dst);
   if (err != 0) {
     reply_err(req, err);
-  } else {
-    fuse_reply_write(req, static_cast<size_t>(n));
+    return;
   }
+  sync_after_change(fs_of(req), dst, [req, n](int sync_err) noexcept {
+    if (sync_err != 0) {
+      reply_err(req, sync_err);
+    } else {
+      fuse_reply_write(req, static_cast<size_t>(n));
+    }
+  });
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) noexcept {

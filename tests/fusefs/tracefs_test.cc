@@ -187,7 +187,8 @@ std::string disk_of(const std::string& path) {
   return std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
 }
 
-class TraceFixture : public MountFixture {
+// Parameter: the transport ("dev" or "uring").
+class TraceFixture : public MountFixture, public ::testing::WithParamInterface<const char*> {
  protected:
   static constexpr const char* kEvents[] = {
       "io_uring/io_uring_submit_req", "io_uring/io_uring_complete",   "syscalls/sys_enter_fsync",
@@ -196,13 +197,40 @@ class TraceFixture : public MountFixture {
 
   virtual std::string mode_options() const = 0;
   // Two FUSE workers, never more, never fewer (threads=2 is also the idle limit): the
-  // pid filter below then covers every thread that can write or sync.
+  // pid filter below then covers every thread that can write or sync (on io_uring, the
+  // queues' owners as well, which exist from the start).
   std::string mount_options() const override {
-    // The traces follow the /dev/fuse transport's workers.
-    return "allow_other,default_permissions,threads=2,transport=dev," + mode_options();
+    return "allow_other,default_permissions,threads=2,transport=" + std::string(GetParam()) + "," +
+           mode_options();
+  }
+  bool uring() const { return std::string(GetParam()) == "uring"; }
+
+  // On the io_uring transport the queues' rings do the work of a marked syscall: each
+  // write is a WRITE_FIXED from the request's payload buffer, each sync an io_uring FSYNC,
+  // none a syscall of a daemon thread, and the reply is a commit (URING_CMD) on the ring.
+  void expect_ring_work(const std::vector<Item>& w, const std::string& name) {
+    if (!uring()) return;
+    for (const Item& i : w) {
+      if (is_write(i)) {
+        EXPECT_TRUE(i.kind == Item::kSubmit && i.text == "WRITE_FIXED")
+            << name << ": a write not from a registered buffer:\n"
+            << describe(w);
+      }
+      if (is_sync(i)) {
+        EXPECT_TRUE(is_ring_fsync(i)) << name << ": a sync not on the ring:\n" << describe(w);
+      }
+    }
+    EXPECT_TRUE(
+        std::any_of(w.begin(), w.end(),
+                    [](const Item& i) { return i.kind == Item::kSubmit && i.text == "URING_CMD"; }))
+        << name << ": no reply committed on the ring:\n"
+        << describe(w);
   }
 
   void SetUp() override {
+    if (uring()) {
+      if (std::string why = uring_transport_missing(); !why.empty()) GTEST_SKIP() << why;
+    }
     std::string why;
     std::string root = TraceInstance::tracefs_root(&why);
     if (root.empty()) GTEST_SKIP() << why;
@@ -311,6 +339,7 @@ class TraceFixture : public MountFixture {
                          const char* kind = nullptr) {
     auto sync = std::find_if(w.begin(), w.end(), is_sync);
     ASSERT_NE(sync, w.end()) << name << ":\n" << describe(w);
+    expect_ring_work(w, name);
     if (kind != nullptr && sync->kind == Item::kSyscall) {
       EXPECT_EQ(sync->text, kind) << name << ":\n" << describe(w);
     }
@@ -404,20 +433,21 @@ class StrictTrace : public TraceFixture {
   }
 };
 
-TEST_F(StrictTrace, EveryWriteIsAWriteThenFdatasyncThatCompletesBeforeWriteReturns) {
-  check_every_write_is_durable_when_it_returns(false);
+TEST_P(StrictTrace, EveryWriteIsAWriteThenFdatasyncThatCompletesBeforeWriteReturns) {
+  // On io_uring, a linked WRITE_FIXED+FSYNC chain on the queue's ring.
+  check_every_write_is_durable_when_it_returns(uring());
 }
 
 class StrictRingTrace : public StrictTrace {
   std::string mode_options() const override { return "durability=strict,inline_io=writes"; }
 };
 
-TEST_F(StrictRingTrace, EveryWriteIsALinkedWriteFdatasyncThatCompletesBeforeWriteReturns) {
+TEST_P(StrictRingTrace, EveryWriteIsALinkedWriteFdatasyncThatCompletesBeforeWriteReturns) {
   check_every_write_is_durable_when_it_returns(true);
 }
 
 // copy_file_range writes data too: in strict mode it must be durable when it returns.
-TEST_F(StrictTrace, CopyFileRangeIsDurableWhenItReturns) {
+TEST_P(StrictTrace, CopyFileRangeIsDurableWhenItReturns) {
   auto data = block_of('r');
   int src = ::open(file("src").c_str(), O_CREAT | O_RDWR, 0644);
   ASSERT_GE(src, 0) << std::strerror(errno);
@@ -446,7 +476,7 @@ class FsyncTrace : public TraceFixture {
   std::string mode_options() const override { return "durability=fsync,no_writeback_cache"; }
 };
 
-TEST_F(FsyncTrace, NoSyncUntilTheApplicationAsksThenOnePerCall) {
+TEST_P(FsyncTrace, NoSyncUntilTheApplicationAsksThenOnePerCall) {
   start();
   int fd = marked("create", [&] { return ::open(file("f").c_str(), O_CREAT | O_WRONLY, 0644); });
   ASSERT_GE(fd, 0) << std::strerror(errno);
@@ -468,6 +498,7 @@ TEST_F(FsyncTrace, NoSyncUntilTheApplicationAsksThenOnePerCall) {
     EXPECT_EQ(count_if(w, is_write), 1u) << describe(w);
     EXPECT_FALSE(std::any_of(w.begin(), w.end(), [](const Item& x) { return x.linked; }))
         << describe(w);
+    expect_ring_work(w, "write " + std::to_string(i));
     before.insert(before.end(), w.begin(), w.end());
   }
   EXPECT_EQ(count_if(before, is_sync), 0u) << "a sync before the application asked:\n"
@@ -488,7 +519,7 @@ TEST_F(FsyncTrace, NoSyncUntilTheApplicationAsksThenOnePerCall) {
   EXPECT_EQ(count_if(items, is_write), static_cast<size_t>(kWrites + 1));
 }
 
-TEST_F(FsyncTrace, LiveSwitchChangesWhatTheNextWriteAndSyncDo) {
+TEST_P(FsyncTrace, LiveSwitchChangesWhatTheNextWriteAndSyncDo) {
   int fd = ::open(file("f").c_str(), O_CREAT | O_WRONLY, 0644);
   ASSERT_GE(fd, 0) << std::strerror(errno);
   auto data = block_of('l');
@@ -522,7 +553,7 @@ class NoneTrace : public TraceFixture {
   std::string mode_options() const override { return "durability=none"; }
 };
 
-TEST_F(NoneTrace, NoSyncEvenWhenTheApplicationAsks) {
+TEST_P(NoneTrace, NoSyncEvenWhenTheApplicationAsks) {
   start();
   int fd = ::open(file("f").c_str(), O_CREAT | O_WRONLY, 0644);
   ASSERT_GE(fd, 0) << std::strerror(errno);
@@ -536,6 +567,7 @@ TEST_F(NoneTrace, NoSyncEvenWhenTheApplicationAsks) {
   auto items = finish();
 
   EXPECT_EQ(count_if(items, is_sync), 0u) << full_;
+  expect_ring_work(window(items, "fsync"), "fsync");
   // none turns the kernel's writeback cache on by default, so the kernel may send the
   // data in fewer, larger writes (at the latest when the application fsyncs).
   EXPECT_GE(count_if(items, is_write), 1u) << full_;
@@ -550,7 +582,7 @@ class CloseTrace : public TraceFixture {
   std::string mode_options() const override { return "durability=close"; }
 };
 
-TEST_F(CloseTrace, OneFdatasyncAtCloseOfAHandleThatWroteOnly) {
+TEST_P(CloseTrace, OneFdatasyncAtCloseOfAHandleThatWroteOnly) {
   auto data = block_of('c');
   start();
   // A handle that wrote.
@@ -634,7 +666,7 @@ class DirsyncTrace : public TraceFixture {
   }
 };
 
-TEST_F(DirsyncTrace, EachNamespaceChangeFsyncsItsParentDirectories) {
+TEST_P(DirsyncTrace, EachNamespaceChangeFsyncsItsParentDirectories) {
   run_namespace_ops();
   if (HasFatalFailure()) return;
   auto items = finish();
@@ -655,7 +687,7 @@ class NoDirsyncTrace : public DirsyncTrace {
   std::string mode_options() const override { return "durability=fsync"; }
 };
 
-TEST_F(NoDirsyncTrace, NamespaceChangesSyncNothingWithoutDirsync) {
+TEST_P(NoDirsyncTrace, NamespaceChangesSyncNothingWithoutDirsync) {
   run_namespace_ops();
   if (HasFatalFailure()) return;
   auto items = finish();
@@ -663,6 +695,17 @@ TEST_F(NoDirsyncTrace, NamespaceChangesSyncNothingWithoutDirsync) {
   EXPECT_EQ(count_if(items, is_sync), 0u) << full_;
   EXPECT_EQ(delta_fuse("dir_syncs"), 0u);
 }
+
+std::string transport_name(const ::testing::TestParamInfo<const char*>& info) { return info.param; }
+#define FSYSFS_ON_BOTH_TRANSPORTS(fixture) \
+  INSTANTIATE_TEST_SUITE_P(Transport, fixture, ::testing::Values("dev", "uring"), transport_name)
+FSYSFS_ON_BOTH_TRANSPORTS(StrictTrace);
+FSYSFS_ON_BOTH_TRANSPORTS(StrictRingTrace);
+FSYSFS_ON_BOTH_TRANSPORTS(FsyncTrace);
+FSYSFS_ON_BOTH_TRANSPORTS(NoneTrace);
+FSYSFS_ON_BOTH_TRANSPORTS(CloseTrace);
+FSYSFS_ON_BOTH_TRANSPORTS(DirsyncTrace);
+FSYSFS_ON_BOTH_TRANSPORTS(NoDirsyncTrace);
 
 }  // namespace
 }  // namespace fsysfs::test
