@@ -46,6 +46,10 @@ cleanup() {
     wait "$current_pid" 2>/dev/null
   fi
   for t in "${!MNT[@]}"; do unmount_target "$t"; done
+  # A setting the including script changed for its run.
+  if [[ -n ${restore_enable_uring-} ]]; then
+    echo "$restore_enable_uring" >/sys/module/fuse/parameters/enable_uring
+  fi
   # shellcheck disable=SC2154  # the including script's (see the top of this file)
   if grep -qF " $work/" /proc/self/mounts; then
     echo "${0##*/}: something is still mounted under $work; not removing it" >&2

@@ -17,7 +17,7 @@ set -euo pipefail
 ORIG_ARGS=("$@")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
-ALL_TARGETS="backing fsysfs fsysfs-wb passthrough_ll mergerfs bindfs"
+ALL_TARGETS="backing fsysfs fsysfs-dev fsysfs-wb passthrough_ll mergerfs bindfs"
 # A/B variants of fsysfs, run only when --targets names them.
 EXTRA_TARGETS="fsysfs-handoff fsysfs-writes fsysfs-nodp"
 ALL_WORKLOADS="rw1 rw4 dsync seqw seqr rrwarm rrcold meta sqlite tar"
@@ -153,17 +153,29 @@ fi
 
 # ---------------------------------------------------------------- mounts and cleanup
 work=$(mktemp -d "$base_dir/fsysfs-peers.XXXXXX")
-declare -A PID=() MNT=() DIR=() CMD=()
+declare -A PID=() MNT=() DIR=() CMD=() TRANSPORT=()
 current_pid=""
 
 install_cleanup
+
+# fsysfs's default transport is FUSE over io_uring where the kernel offers it: on for the
+# run (put back by cleanup), so that the fsysfs column shows it.
+uring_param=/sys/module/fuse/parameters/enable_uring
+if [[ " ${T[*]} " == *" fsysfs"* && -w $uring_param ]]; then
+  restore_enable_uring=$(cat "$uring_param")
+  echo 1 >"$uring_param" || die "cannot turn on $uring_param"
+fi
 
 mount_target() {
   local t=$1 b=$work/$1/backing m=$work/$1/mnt
   mkdir -p "$b" "$m"
   case $t in
     backing) DIR[$t]=$b; return 0 ;;
+    # The default: FUSE over io_uring (enable_uring is on for the run), writes and syncs on
+    # the queues' rings.
     fsysfs) CMD[$t]="$fsysfs_bin -f -o allow_other $b $m" ;;
+    # The same on the /dev/fuse transport (older kernels, enable_uring off).
+    fsysfs-dev) CMD[$t]="$fsysfs_bin -f -o allow_other,transport=dev $b $m" ;;
     fsysfs-wb) CMD[$t]="$fsysfs_bin -f -o allow_other,writeback_cache $b $m" ;;
     # Every write through the engine's ring.
     fsysfs-handoff) CMD[$t]="$fsysfs_bin -f -o allow_other,inline_io=off $b $m" ;;
@@ -204,6 +216,9 @@ mount_target() {
     die "$t did not mount (${CMD[$t]})"
   fi
   DIR[$t]=$m
+  if [[ $t == fsysfs* ]]; then
+    TRANSPORT[$t]=$("$fsysfs_bin" stats "$m" 2>/dev/null | sed -n 's/^transport \([^,]*\).*/\1/p')
+  fi
 }
 
 rss() {  # "VmRSS / VmHWM" of a pid, in MiB
@@ -439,7 +454,7 @@ report() {
   for t in "${T[@]}"; do
     case $t in
       backing) echo "- \`backing\`: the backing directory used directly (ratio 1.00 by definition)" ;;
-      *) echo "- \`$t\`: \`${CMD[$t]//$work/W}\`" ;;
+      *) echo "- \`$t\`: \`${CMD[$t]//$work/W}\`${TRANSPORT[$t]:+ (transport ${TRANSPORT[$t]})}" ;;
     esac
   done
   echo
