@@ -18,21 +18,40 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <unordered_map>
 #include <vector>
+
+#include "engine/file_table.h"
 
 namespace fsysfs::engine {
 
 class Engine;
+class File;
 class OpRing;
 struct Op;
 
 class ClientRing {
  public:
-  // `cq_room`: how many CQEs the engine's ops may have outstanding on `ring` at once.
-  // `buffers`: the buffers registered on `ring` (by index); a write whose bytes lie in one
-  // is a WRITE_FIXED from it.
-  ClientRing(Engine& engine, io_uring& ring, unsigned cq_room, std::vector<iovec> buffers);
+  struct Setup {
+    // How many CQEs the engine's ops may have outstanding on the ring at once.
+    unsigned cq_room = 0;
+    // The buffers registered on the ring (by index): a write whose bytes lie in one is a
+    // WRITE_FIXED from it.
+    std::vector<iovec> buffers;
+    // Slots [file_slot_base, file_slot_base + file_slots) of the ring's registered file
+    // table are the engine's: a file gets one on its first op here and gives it back when
+    // destroyed. None: ops name files by their fds.
+    unsigned file_slot_base = 0;
+    unsigned file_slots = 0;
+    // Makes the ring's owner turn soon (from any thread): a destroyed file's slot is given
+    // back on the owner's next prep_pending().
+    std::function<void()> wake;
+  };
+
+  ClientRing(Engine& engine, io_uring& ring, Setup setup);
   // Detaches from the thread. Every op must have completed (idle()).
   ~ClientRing();
   ClientRing(const ClientRing&) = delete;
@@ -43,7 +62,8 @@ class ClientRing {
   static bool owns(uint64_t user_data) noexcept { return (user_data & 2) == 0; }
   // Hands back a CQE the engine owns; its op's completion may run inside.
   void complete(uint64_t user_data, int32_t res) noexcept;
-  // Preps the ops that waited for room on the ring; call before each submit.
+  // Gives back the slots of destroyed files, then preps the ops that waited for room on
+  // the ring; call before each submit.
   void prep_pending() noexcept;
   // No op waiting or in flight.
   bool idle() const noexcept;
@@ -53,13 +73,28 @@ class ClientRing {
 
  private:
   friend class Engine;
+  friend class File;
+  // Slots given back by destroyed files, shared with them (File::ClientSlot).
+  struct Retired;
+
   void submit(Op* op) noexcept;
   // The index of the registered buffer holding [p, p + len), or -1.
   int buffer_index(const std::byte* p, size_t len) const noexcept;
+  // The slot that names `f` on the ring, registered on first use; -1: its fd.
+  int slot_of(File& f) noexcept;
+  void give_back_retired() noexcept;
+  // From ~File, any thread.
+  static void retire(const std::weak_ptr<void>& retired, int slot) noexcept;
 
   Engine& engine_;
+  io_uring& ring_;
   std::unique_ptr<OpRing> ops_;
   std::vector<iovec> buffers_;
+  std::shared_ptr<Retired> retired_;
+  const unsigned slot_base_;
+  std::optional<FileTable> files_;           // the engine's part of the ring's table
+  std::unordered_map<uint64_t, int> slots_;  // File::id_ -> ring slot
+  std::vector<uint64_t> slot_file_;          // table index -> File::id_
 };
 
 }  // namespace fsysfs::engine

@@ -55,9 +55,17 @@ bool OpQueue::empty() const noexcept {
   return head_ == nullptr;
 }
 
+namespace {
+std::atomic<uint64_t> g_next_file_id{1};
+}  // namespace
+
 File::File(std::shared_ptr<Backend> backend, UniqueFd fd, dev_t dev,
            std::shared_ptr<NvmeDevice> nvme)
-    : backend_(std::move(backend)), fd_(std::move(fd)), dev_(dev), nvme_(std::move(nvme)) {}
+    : backend_(std::move(backend)),
+      fd_(std::move(fd)),
+      dev_(dev),
+      nvme_(std::move(nvme)),
+      id_(g_next_file_id.fetch_add(1, std::memory_order_relaxed)) {}
 
 File::~File() {
   // Ops still running hold this File; the slot goes back only once none can name it,
@@ -66,6 +74,14 @@ File::~File() {
        n = pending_.load(std::memory_order_acquire))
     pending_.wait(n, std::memory_order_acquire);
   backend_->release_slot(*this);
+  // A client ring's slot holds its own reference to the file, so closing the fd is safe;
+  // the rings give their slots back on their next turn (which this wakes).
+  std::vector<ClientSlot> slots;
+  {
+    std::lock_guard lock(client_slots_mu_);
+    slots.swap(client_slots_);
+  }
+  for (const ClientSlot& s : slots) ClientRing::retire(s.ring, s.slot);
 }
 
 Engine::Engine(Options options) : options_(std::move(options)) {

@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "engine/options.h"
 #include "engine/stats.h"
@@ -95,16 +97,26 @@ class File {
   friend class UringBackend;
   friend class SyncBackend;
   friend class OpRing;
+  friend class ClientRing;
   File(std::shared_ptr<Backend> backend, UniqueFd fd, dev_t dev, std::shared_ptr<NvmeDevice> nvme);
+
+  // A slot this file holds on a client ring's file table (client_ring.h).
+  struct ClientSlot {
+    std::weak_ptr<void> ring;  // the ring's retirement list; expired once the ring is gone
+    int slot = -1;
+  };
 
   std::shared_ptr<Backend> backend_;
   UniqueFd fd_;
   dev_t dev_;
   std::shared_ptr<NvmeDevice> nvme_;
-  std::atomic<int> pending_{0};  // ops submitted and not yet completed
-  bool direct_ = false;          // O_DIRECT: written only from aligned memory
-  int slot_ = -1;                // registered file index; touched by the ring owner only
-  bool slot_tried_ = false;      // ring owner only
+  std::atomic<int> pending_{0};           // ops submitted and not yet completed
+  bool direct_ = false;                   // O_DIRECT: written only from aligned memory
+  int slot_ = -1;                         // registered file index; touched by the ring owner only
+  bool slot_tried_ = false;               // ring owner only
+  const uint64_t id_;                     // never reused: client rings key their slots by it
+  std::mutex client_slots_mu_;            // leaf lock
+  std::vector<ClientSlot> client_slots_;  // guarded by client_slots_mu_
 };
 
 // Whether ops submitted on the calling thread may wait for the device there when

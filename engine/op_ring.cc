@@ -45,10 +45,15 @@ void OpRing::ensure_slot(File& f) noexcept {
   }
 }
 
-void OpRing::set_file(io_uring_sqe* sqe, const File& f) noexcept {
-  // A file's slot is one of the engine ring's table; another ring names it by its fd.
-  if (config_.files && f.slot_ >= 0) {
-    sqe->fd = f.slot_;
+int OpRing::slot_of(File& f) noexcept {
+  if (config_.client_slot) return config_.client_slot(f);
+  ensure_slot(f);
+  return config_.files ? f.slot_ : -1;
+}
+
+void OpRing::set_file(io_uring_sqe* sqe, int slot) noexcept {
+  if (slot >= 0) {
+    sqe->fd = slot;
     sqe->flags |= IOSQE_FIXED_FILE;
   } else {
     engine_.stats_.raw_fd_ops.fetch_add(1, std::memory_order_relaxed);
@@ -97,7 +102,7 @@ bool OpRing::prep(Op* op) noexcept {
       if (io_uring_sq_space_left(&ring_) < need) return false;
     }
   }
-  ensure_slot(f);
+  const int slot = slot_of(f);
 
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   auto ud = reinterpret_cast<uint64_t>(op);
@@ -126,7 +131,7 @@ bool OpRing::prep(Op* op) noexcept {
     case OpType::kReleaseSlot:
       break;
   }
-  set_file(sqe, f);
+  set_file(sqe, slot);
   io_uring_sqe_set_data64(sqe, ud | kOpTagMain);
   op->cqes_left = 1;
   op->write_res = 0;
@@ -137,7 +142,7 @@ bool OpRing::prep(Op* op) noexcept {
     if (skip) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe* s = io_uring_get_sqe(&ring_);
     io_uring_prep_fsync(s, f.fd(), fsync_flags(*op));
-    set_file(s, f);
+    set_file(s, slot);
     io_uring_sqe_set_data64(s, ud | kOpTagSync);
     op->cqes_left = static_cast<int>(cqes);
   }

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 
 #include "engine/file_table.h"
 #include "engine/op.h"
@@ -27,7 +28,10 @@ inline constexpr bool is_op_cqe(uint64_t user_data) noexcept { return (user_data
 class OpRing {
  public:
   struct Config {
-    FileTable* files = nullptr;       // the ring's registered file table; null: raw fds
+    FileTable* files = nullptr;  // the engine ring's file table (File::slot_); null: none
+    // On a client ring: the slot that names a file there (registering it on first use),
+    // or -1 for its raw fd. Replaces `files`.
+    std::function<int(File&)> client_slot;
     bool buffers_registered = false;  // the engine's buffer pool is registered on the ring
     bool skip_write_cqe = false;      // IORING_FEAT_CQE_SKIP: a chain posts one CQE, not two
     bool sqpoll = false;
@@ -56,8 +60,10 @@ class OpRing {
   // Preps op's SQEs; false when the CQ has no room for them yet (op stays waiting).
   bool prep(Op* op) noexcept;
   void release_slot(Op* op) noexcept;
+  // The slot that names f on this ring, or -1 (its raw fd).
+  int slot_of(File& f) noexcept;
   void ensure_slot(File& f) noexcept;
-  void set_file(io_uring_sqe* sqe, const File& f) noexcept;
+  void set_file(io_uring_sqe* sqe, int slot) noexcept;
 
   Engine& engine_;
   io_uring& ring_;

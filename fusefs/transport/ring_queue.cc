@@ -29,6 +29,8 @@ constexpr uint64_t kWakeTag = 3;
 // CQEs) in flight, and the wake-up read.
 unsigned ring_entries(unsigned depth) noexcept { return 4 * (depth + 1); }
 unsigned engine_cq_room(unsigned depth) noexcept { return 2 * depth; }
+// Registered file table: /dev/fuse in slot 0, then the backing files the engine's ops use.
+constexpr unsigned kEngineFileSlots = 1024;
 
 struct OwnerState {
   const RingQueue* queue = nullptr;  // the queue this thread owns
@@ -119,7 +121,15 @@ int RingQueue::set_up(int dev_fd, std::string* why) noexcept {
     return rc;
   }
   ring_up_ = true;
-  if (rc = io_uring_register_files(&ring_, &dev_fd, 1); rc < 0) {
+  unsigned file_slots = engine_ != nullptr ? kEngineFileSlots : 0;
+  if (file_slots > 0 && io_uring_register_files_sparse(&ring_, 1 + file_slots) == 0) {
+    rc = io_uring_register_files_update(&ring_, 0, &dev_fd, 1);
+    if (rc == 1) rc = 0;
+  } else {
+    file_slots = 0;
+    rc = io_uring_register_files(&ring_, &dev_fd, 1);
+  }
+  if (rc < 0) {
     *why = std::string("registering /dev/fuse with the ring: ") + std::strerror(-rc);
     return rc;
   }
@@ -137,9 +147,14 @@ int RingQueue::set_up(int dev_fd, std::string* why) noexcept {
         qid_, std::strerror(-rc));
     buffers.clear();
   }
+  engine::ClientRing::Setup setup;
+  setup.cq_room = engine_cq_room(depth_);
+  setup.buffers = std::move(buffers);
+  setup.file_slot_base = 1;
+  setup.file_slots = file_slots;
+  setup.wake = [this] { wake_owner(); };
   try {
-    client_ = std::make_unique<engine::ClientRing>(*engine_, ring_, engine_cq_room(depth_),
-                                                   std::move(buffers));
+    client_ = std::make_unique<engine::ClientRing>(*engine_, ring_, std::move(setup));
   } catch (const std::bad_alloc&) {
     *why = "out of memory for the ring's engine state";
     return -ENOMEM;
@@ -198,6 +213,10 @@ void RingQueue::owner(int dev_fd) noexcept {
   if (serving) serve();
   drain_engine_ops();
   client_.reset();
+  // The table's slots hold backing files open, and a ring's teardown finishes in the
+  // background: dropped here, they are closed before the daemon exits (an unmount of the
+  // backing fs right after ours must not find them busy).
+  if (ring_up_) io_uring_unregister_files(&ring_);
   // Cancels the commands the kernel still holds.
   if (ring_up_) io_uring_queue_exit(&ring_);
   ring_up_ = false;
@@ -276,11 +295,7 @@ void RingQueue::stop() noexcept {
     phase_cv_.notify_all();
   }
   stopping_.store(true);
-  uint64_t one = 1;
-  if (::write(wake_fd_.get(), &one, sizeof one) != sizeof one) {
-    component_logger("fusefs")->error("fuse ring {}: cannot wake the owner: {}", qid_,
-                                      std::strerror(errno));
-  }
+  wake_owner();
   owner_.join();
 }
 
@@ -440,13 +455,18 @@ bool RingQueue::commit(uint64_t unique, const iovec* iov, int count) noexcept {
     pending_.push_back(&e);  // reserved: never more than depth_ entries
     wake = !std::exchange(wake_sent_, true);
   }
+  if (wake) wake_owner();
+  return true;
+}
+
+void RingQueue::wake_owner() noexcept {
   uint64_t one = 1;
-  if (wake && ::write(wake_fd_.get(), &one, sizeof one) != sizeof one) {
+  if (::write(wake_fd_.get(), &one, sizeof one) != sizeof one) {
+    // Only when the eventfd's counter is full, which a read per wake-up never lets happen.
     component_logger("fusefs")->critical("fuse ring {}: cannot wake the owner: {}", qid_,
                                          std::strerror(errno));
     std::abort();
   }
-  return true;
 }
 
 }  // namespace fsysfs::fusefs

@@ -105,6 +105,8 @@ class RingQueue {
   // Owner thread only: puts a command for `e` on the submission queue.
   void prep_command(Entry& e, uring_abi::Cmd cmd) noexcept;
   void arm_wake() noexcept;
+  // Makes the owner turn (its eventfd read completes). Any thread.
+  void wake_owner() noexcept;
   // Copies a reply into `e` (an EIO reply when it does not fit the payload buffer).
   void fill_reply(Entry& e, const iovec* iov, int count) noexcept;
 

@@ -106,7 +106,8 @@ struct Item {
   Kind kind;
   std::string text;  // the marker, the io_uring opcode, or the block request's rwbs
   bool linked = false;
-  std::string key;  // ring and user_data: matches a completion to its submission
+  bool fixed_file = false;  // the SQE named a registered file
+  std::string key;          // ring and user_data: matches a completion to its submission
   int res = 0;
 };
 
@@ -117,7 +118,9 @@ std::vector<Item> timeline(const std::vector<TraceEvent>& events) {
       out.emplace_back(Item::kMark, e.body);
     } else if (e.name == "io_uring_submit_req") {
       Item i{Item::kSubmit, e.field("opcode")};
-      i.linked = (std::stoull(e.field("flags"), nullptr, 16) & kLinkFlag) != 0;
+      const unsigned long long flags = std::stoull(e.field("flags"), nullptr, 16);
+      i.linked = (flags & kLinkFlag) != 0;
+      i.fixed_file = (flags & IOSQE_FIXED_FILE) != 0;
       i.key = e.field("ring") + "/" + e.field("user_data");
       out.push_back(i);
     } else if (e.name == "sys_enter_fsync" || e.name == "sys_enter_fdatasync") {
@@ -166,6 +169,7 @@ std::string describe(const std::vector<Item>& items) {
   for (const auto& i : items) {
     static const char* kKinds[] = {"mark", "submit", "syscall", "complete", "flush"};
     s += std::string("  ") + kKinds[i.kind] + " " + i.text + (i.linked ? " [link]" : "") +
+         (i.fixed_file ? " [fixed]" : "") +
          (i.kind == Item::kComplete ? " res " + std::to_string(i.res) : "") + " " + i.key + "\n";
   }
   return s;
@@ -207,7 +211,8 @@ class TraceFixture : public MountFixture, public ::testing::WithParamInterface<c
 
   // On the io_uring transport the queues' rings do the work of a marked syscall: each
   // write is a WRITE_FIXED from the request's payload buffer, each sync an io_uring FSYNC,
-  // none a syscall of a daemon thread, and the reply is a commit (URING_CMD) on the ring.
+  // both on a registered file, none a syscall of a daemon thread, and the reply is a
+  // commit (URING_CMD) on the ring.
   void expect_ring_work(const std::vector<Item>& w, const std::string& name) {
     if (!uring()) return;
     for (const Item& i : w) {
@@ -218,6 +223,9 @@ class TraceFixture : public MountFixture, public ::testing::WithParamInterface<c
       }
       if (is_sync(i)) {
         EXPECT_TRUE(is_ring_fsync(i)) << name << ": a sync not on the ring:\n" << describe(w);
+      }
+      if (is_write(i) || is_sync(i)) {
+        EXPECT_TRUE(i.fixed_file) << name << ": not on a fixed file:\n" << describe(w);
       }
     }
     EXPECT_TRUE(

@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -80,8 +82,39 @@ TEST_F(UringTransport, WritesAndSyncsRunOnTheQueuesRing) {
   EXPECT_EQ(json_number(s, {"engine", "fixed_buffer_writes"}), 3u) << s;
   EXPECT_EQ(json_number(s, {"engine", "inline_ops"}), 0u) << s;
   EXPECT_EQ(json_number(s, {"engine", "sqes"}), 0u) << "nothing went to the engine's own ring";
+  EXPECT_EQ(json_number(s, {"engine", "raw_fd_ops"}), 0u) << "the file has a fixed slot";
   EXPECT_EQ(read_file(backing_ + "/f"),
             std::string(4096, 'a') + std::string(4096, 'b') + std::string(4096, 'c'));
+}
+
+// A queue's ring holds a registered slot for each backing file its ops used, which keeps
+// that file open: a file closed and unlinked on the mount must still give its blocks back.
+TEST_F(UringTransport, AClosedFileLeavesTheRingsFileTable) {
+  struct statfs before;
+  ASSERT_EQ(::statfs(backing_.c_str(), &before), 0);
+  const std::string path = mnt_ + "/big";
+  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const std::string chunk(1 << 20, 'b');
+  constexpr int kMiB = 128;
+  for (int i = 0; i < kMiB; ++i) {
+    ASSERT_EQ(::pwrite(fd, chunk.data(), chunk.size(), static_cast<off_t>(i) << 20),
+              static_cast<ssize_t>(chunk.size()));
+  }
+  ASSERT_EQ(::fdatasync(fd), 0);
+  ASSERT_EQ(::close(fd), 0);
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  // The slot goes back on the owner's next turn, which the file's release wakes; ext4
+  // then frees the blocks at once. Other tests' files share the disk, hence the margin.
+  const uint64_t wanted = before.f_bfree - (uint64_t{kMiB / 4} << 20) / before.f_bsize;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  struct statfs now {};
+  do {
+    ASSERT_EQ(::statfs(backing_.c_str(), &now), 0);
+    if (now.f_bfree >= wanted) break;
+    std::this_thread::yield();
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_GE(now.f_bfree, wanted) << "the unlinked file's blocks were not freed";
 }
 
 // Each queue's owner is pinned to its queue's CPU, at the class uring_priority names.
