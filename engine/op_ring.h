@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <utility>
 
 #include "engine/file_table.h"
 #include "engine/op.h"
@@ -39,7 +40,7 @@ class OpRing {
   };
 
   OpRing(Engine& engine, io_uring& ring, Config config) noexcept
-      : engine_(engine), ring_(ring), config_(config) {}
+      : engine_(engine), ring_(ring), config_(std::move(config)) {}
   OpRing(const OpRing&) = delete;
   OpRing& operator=(const OpRing&) = delete;
 
