@@ -135,6 +135,8 @@ void ClientRing::submit(Op* op) noexcept {
     if (op->client_buffer >= 0) {
       engine_.stats_.fixed_buffer_writes.fetch_add(1, std::memory_order_relaxed);
     }
+  } else if (op->type == OpType::kRead) {
+    op->client_buffer = buffer_index(op->data, op->len);
   }
   try {
     ops_->push_back(op);

@@ -32,7 +32,7 @@ struct Op {
   uint64_t off = 0;
   size_t done = 0;         // bytes written so far (short writes resume from here)
   Buffer buf;              // registered buffer, when the data lives in one
-  int client_buffer = -1;  // on a client ring: the registered buffer of the client's holding data
+  int client_buffer = -1;  // on a client ring: the client's registered buffer holding data
   std::unique_ptr<std::byte[], FreeBytes> copy;  // private copy when no buffer was free
   Completion done_cb;
   uint64_t start_ns = 0;

@@ -107,10 +107,15 @@ bool OpRing::prep(Op* op) noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   auto ud = reinterpret_cast<uint64_t>(op);
   switch (op->type) {
-    case OpType::kRead:
-      io_uring_prep_read(sqe, f.fd(), op->data, static_cast<unsigned>(std::min(op->len, kMaxIo)),
-                         op->off);
+    case OpType::kRead: {
+      const auto n = static_cast<unsigned>(std::min(op->len, kMaxIo));
+      if (op->client_buffer >= 0) {
+        io_uring_prep_read_fixed(sqe, f.fd(), op->data, n, op->off, op->client_buffer);
+      } else {
+        io_uring_prep_read(sqe, f.fd(), op->data, n, op->off);
+      }
       break;
+    }
     case OpType::kSync:
       io_uring_prep_fsync(sqe, f.fd(), fsync_flags(*op));
       break;

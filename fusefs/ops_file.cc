@@ -276,13 +276,23 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*
   }
   if (std::span<std::byte> payload = UringTransport::reply_buffer(); !payload.empty()) {
     // On the io_uring transport the reply is read straight into the request's payload
-    // buffer, from which the commit sends it; there is no /dev/fuse to splice into.
-    const ssize_t n = ::pread(h.fd(), payload.data(), std::min(size, payload.size()), off);
-    if (n < 0) {
-      reply_err(req, errno);
-    } else {
-      fuse_reply_buf(req, reinterpret_cast<const char*>(payload.data()), static_cast<size_t>(n));
-    }
+    // buffer, from which the commit sends it (there is no /dev/fuse to splice into), by a
+    // READ on the queue's ring: a read that misses the page cache does not hold up the
+    // queue's other requests.
+    std::span<std::byte> into = payload.first(std::min(size, payload.size()));
+    const int rc = guarded([&] {
+      fs_of(req).engine().read(*h.file, into, static_cast<uint64_t>(off),
+                               [req, into](int64_t res) noexcept {
+                                 if (res < 0) {
+                                   reply_err(req, static_cast<int>(-res));
+                                 } else {
+                                   fuse_reply_buf(req, reinterpret_cast<const char*>(into.data()),
+                                                  static_cast<size_t>(res));
+                                 }
+                               });
+      return 0;
+    });
+    if (rc < 0) reply_err(req, -rc);
     return;
   }
   fuse_bufvec buf;

@@ -527,6 +527,37 @@ TEST_P(FsyncTrace, NoSyncUntilTheApplicationAsksThenOnePerCall) {
   EXPECT_EQ(count_if(items, is_write), static_cast<size_t>(kWrites + 1));
 }
 
+// In fsync mode a write to an O_DSYNC file is durable when it returns: one write+fdatasync
+// inside the syscall (on io_uring a linked WRITE_FIXED+FSYNC on the queue's ring).
+TEST_P(FsyncTrace, ODsyncWritesAreDurableWhenTheyReturn) {
+  start();
+  int fd = ::open(file("d").c_str(), O_CREAT | O_WRONLY | O_DSYNC, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  auto data = block_of('d');
+  for (int i = 0; i < kWrites; ++i) {
+    ASSERT_EQ(marked("dsync write " + std::to_string(i),
+                     [&] { return ::pwrite(fd, data.data(), kBlock, i * kBlock); }),
+              static_cast<ssize_t>(kBlock));
+  }
+  ASSERT_EQ(::close(fd), 0);
+  auto items = finish();
+  for (int i = 0; i < kWrites; ++i) {
+    const std::string name = "dsync write " + std::to_string(i);
+    auto w = window(items, name);
+    std::vector<Item> io;
+    std::copy_if(w.begin(), w.end(), std::back_inserter(io),
+                 [](const Item& x) { return is_write(x) || is_sync(x); });
+    ASSERT_EQ(io.size(), 2u) << name << ":\n" << describe(w);
+    EXPECT_TRUE(is_write(io[0])) << name << ":\n" << describe(w);
+    if (uring()) {
+      EXPECT_TRUE(io[0].linked) << name << ": the write is not linked:\n" << describe(w);
+      EXPECT_TRUE(is_ring_fsync(io[1])) << name << ":\n" << describe(w);
+    }
+    expect_durable_in(w, name, "fdatasync");
+  }
+  EXPECT_EQ(delta_op("write+fdatasync"), static_cast<uint64_t>(kWrites));
+}
+
 TEST_P(FsyncTrace, LiveSwitchChangesWhatTheNextWriteAndSyncDo) {
   int fd = ::open(file("f").c_str(), O_CREAT | O_WRONLY, 0644);
   ASSERT_GE(fd, 0) << std::strerror(errno);
