@@ -365,6 +365,27 @@ class TraceFixture : public MountFixture, public ::testing::WithParamInterface<c
     }
   }
 
+  // A durable write's window: the write, then its fdatasync, completed before the syscall
+  // returned; `on_ring`, a WRITE linked to an FSYNC on a ring, else pwrite64 then fdatasync
+  // on a daemon thread.
+  void expect_write_then_fdatasync(const std::vector<Item>& w, const std::string& name,
+                                   bool on_ring) {
+    std::vector<Item> io;
+    std::copy_if(w.begin(), w.end(), std::back_inserter(io),
+                 [](const Item& x) { return is_write(x) || is_sync(x); });
+    ASSERT_EQ(io.size(), 2u) << name << ":\n" << describe(w);
+    EXPECT_TRUE(is_write(io[0])) << name << ":\n" << describe(w);
+    if (on_ring) {
+      EXPECT_EQ(io[0].kind, Item::kSubmit) << name << ":\n" << describe(w);
+      EXPECT_TRUE(io[0].linked) << name << ": the write is not linked:\n" << describe(w);
+      EXPECT_TRUE(is_ring_fsync(io[1])) << name << ":\n" << describe(w);
+    } else {
+      EXPECT_EQ(io[0].kind, Item::kSyscall) << name << ":\n" << describe(w);
+      EXPECT_EQ(io[1].text, "fdatasync") << name << ":\n" << describe(w);
+    }
+    expect_durable_in(w, name, "fdatasync");
+  }
+
   std::string file(const std::string& name) const { return mnt_ + "/" + name; }
 
   // The daemon's own threads, without the kernel's io_uring workers (iou-wrk-*, iou-sqp-*),
@@ -410,21 +431,7 @@ class StrictTrace : public TraceFixture {
 
     for (int i = 0; i < kWrites; ++i) {
       const std::string name = "write " + std::to_string(i);
-      auto w = window(items, name);
-      std::vector<Item> submits;
-      std::copy_if(w.begin(), w.end(), std::back_inserter(submits),
-                   [](const Item& x) { return is_write(x) || is_sync(x); });
-      ASSERT_EQ(submits.size(), 2u) << name << ":\n" << describe(w);
-      EXPECT_TRUE(is_write(submits[0])) << name << ":\n" << describe(w);
-      if (on_ring) {
-        EXPECT_EQ(submits[0].kind, Item::kSubmit) << name << ":\n" << describe(w);
-        EXPECT_TRUE(submits[0].linked) << name << ": the write is not linked:\n" << describe(w);
-        EXPECT_TRUE(is_ring_fsync(submits[1])) << name << ":\n" << describe(w);
-      } else {
-        EXPECT_EQ(submits[0].kind, Item::kSyscall) << name << ":\n" << describe(w);
-        EXPECT_EQ(submits[1].text, "fdatasync") << name << ":\n" << describe(w);
-      }
-      expect_durable_in(w, name);
+      expect_write_then_fdatasync(window(items, name), name, on_ring);
     }
     // strict implies dirsync: the create synced the directory; close adds nothing.
     EXPECT_EQ(count_if(window(items, "create"), is_sync), 1u) << full_;
@@ -543,17 +550,8 @@ TEST_P(FsyncTrace, ODsyncWritesAreDurableWhenTheyReturn) {
   auto items = finish();
   for (int i = 0; i < kWrites; ++i) {
     const std::string name = "dsync write " + std::to_string(i);
-    auto w = window(items, name);
-    std::vector<Item> io;
-    std::copy_if(w.begin(), w.end(), std::back_inserter(io),
-                 [](const Item& x) { return is_write(x) || is_sync(x); });
-    ASSERT_EQ(io.size(), 2u) << name << ":\n" << describe(w);
-    EXPECT_TRUE(is_write(io[0])) << name << ":\n" << describe(w);
-    if (uring()) {
-      EXPECT_TRUE(io[0].linked) << name << ": the write is not linked:\n" << describe(w);
-      EXPECT_TRUE(is_ring_fsync(io[1])) << name << ":\n" << describe(w);
-    }
-    expect_durable_in(w, name, "fdatasync");
+    // On /dev/fuse the worker writes and syncs itself (inline_io=all).
+    expect_write_then_fdatasync(window(items, name), name, uring());
   }
   EXPECT_EQ(delta_op("write+fdatasync"), static_cast<uint64_t>(kWrites));
 }
