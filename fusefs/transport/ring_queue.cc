@@ -57,6 +57,7 @@ RingQueue::RingQueue(engine::Engine* engine, const Params& params)
       depth_(params.depth),
       payload_size_(params.payload_size),
       idle_priority_(params.idle_priority),
+      register_payload_(params.register_payload),
       engine_(engine),
       entries_(params.depth) {}
 
@@ -139,8 +140,11 @@ int RingQueue::set_up(int dev_fd, std::string* why) noexcept {
   std::vector<iovec> buffers;
   buffers.reserve(entries_.size());
   for (const Entry& e : entries_) buffers.push_back({e.payload, payload_size_});
-  if (rc = io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
-      rc < 0) {
+  if (!register_payload_) {
+    buffers.clear();
+  } else if (rc = io_uring_register_buffers(&ring_, buffers.data(),
+                                            static_cast<unsigned>(buffers.size()));
+             rc < 0) {
     component_logger("fusefs")->info(
         "fuse ring {}: payload buffers not registered ({}): writes "
         "are plain WRITEs",

@@ -49,6 +49,9 @@ class RingQueue {
     size_t payload_size = 0;
     // Run the owner at SCHED_IDLE (see place_owner()).
     bool idle_priority = false;
+    // Register the payload buffers with the ring (writes are WRITE_FIXEDs from them);
+    // registered memory is pinned, all of it at once.
+    bool register_payload = true;
   };
 
   // Starts the owner thread, which sets up the ring and the buffers; nothing reaches the
@@ -114,6 +117,7 @@ class RingQueue {
   const unsigned depth_;
   const size_t payload_size_;
   const bool idle_priority_;
+  const bool register_payload_;
   engine::Engine* const engine_;
   io_uring ring_{};  // owner thread only
   bool ring_up_ = false;

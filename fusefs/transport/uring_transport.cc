@@ -54,6 +54,18 @@ std::unique_ptr<UringTransport> UringTransport::prepare(fuse_session* se, engine
   std::unique_ptr<UringTransport> t(new UringTransport(se, queue.depth));
   // The kernel makes one queue per possible CPU and sends a request to its caller's.
   const int cpus = get_nprocs_conf();
+  // Registering pins every payload buffer: fine for a few CPUs, not for a machine with
+  // hundreds. Past the cap, writes are plain WRITEs from the same buffers, whose pages are
+  // then only resident once used.
+  const uint64_t payload_bytes =
+      static_cast<uint64_t>(cpus) * queue.depth * static_cast<uint64_t>(queue.payload_size);
+  queue.register_payload = payload_bytes <= kMaxRegisteredPayload;
+  if (!queue.register_payload) {
+    component_logger("fusefs")->info(
+        "FUSE over io_uring: {} MiB of payload buffers ({} queues of {}): not registered, writes "
+        "are plain WRITEs",
+        payload_bytes >> 20, cpus, queue.depth);
+  }
   for (int qid = 0; qid < cpus; ++qid) {
     queue.qid = static_cast<unsigned>(qid);
     auto q = RingQueue::create(fuse_session_fd(se), &engine, queue, why);

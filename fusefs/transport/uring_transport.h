@@ -33,6 +33,9 @@ class BlockingPool;
 
 class UringTransport {
  public:
+  // The most payload-buffer memory registered (and so pinned) across all queues.
+  static constexpr uint64_t kMaxRegisteredPayload = uint64_t{256} << 20;
+
   // Why this kernel cannot run the transport, or "" when it can (it offers FUSE over
   // io_uring only while the fuse module's enable_uring parameter is on).
   static std::string unavailable_reason();

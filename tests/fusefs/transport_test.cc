@@ -175,6 +175,27 @@ TEST_F(UringTransportIdle, QueueOwnersRunAtSchedIdle) {
   EXPECT_EQ(read_file(backing_ + "/f"), "x");
 }
 
+// Beyond UringTransport::kMaxRegisteredPayload of payload buffers (here 2 CPUs x 200 x
+// 1 MiB) nothing is registered: writes are plain WRITEs on the ring and still land.
+class UringTransportDeep : public UringTransport {
+  std::string extra() const override { return "uring_depth=200"; }
+};
+
+TEST_F(UringTransportDeep, TooMuchPayloadMemoryIsNotRegistered) {
+  if (std::thread::hardware_concurrency() * 200ull << 20 <= (256ull << 20)) {
+    GTEST_SKIP() << "one CPU: 200 entries stay under the cap";
+  }
+  int fd = ::open((mnt_ + "/f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::pwrite(fd, "deep", 4, 0), 4);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  EXPECT_EQ(::close(fd), 0);
+  const std::string s = read_stats_json(mnt_);
+  EXPECT_EQ(json_number(s, {"engine", "client_ring_ops"}), 2u) << s;
+  EXPECT_EQ(json_number(s, {"engine", "fixed_buffer_writes"}), 0u) << s;
+  EXPECT_EQ(read_file(backing_ + "/f"), "deep");
+}
+
 class UringTransportStrict : public UringTransport {
   std::string extra() const override { return "durability=strict"; }
 };
