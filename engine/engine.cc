@@ -179,8 +179,6 @@ void Engine::end_inline(const Op& op) noexcept {
   if (op.syncs()) inline_waits_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void set_thread_may_wait(bool may) noexcept { t_no_device_waits = !may; }
-
 Engine::Route Engine::route(OpType type, SyncKind sync) noexcept {
   // A blocking call on a client ring's thread would wait for a CQE only it can reap.
   if (!t_engine_thread && !t_blocking_call && ClientRing::of_thread(*this) != nullptr) {
@@ -192,7 +190,6 @@ Engine::Route Engine::route(OpType type, SyncKind sync) noexcept {
 bool Engine::take_inline(OpType type, SyncKind sync) noexcept {
   if (t_engine_thread) return false;
   const bool waits = sync != SyncKind::kNone;
-  if (waits && t_no_device_waits) return false;
   bool on_caller = false;
   switch (type) {
     case OpType::kWrite:

@@ -119,12 +119,6 @@ class File {
   std::vector<ClientSlot> client_slots_;  // guarded by client_slots_mu_
 };
 
-// Whether ops submitted on the calling thread may wait for the device there when
-// Options::inline_ops would run them inline. An event loop that must keep going (a FUSE
-// ring's owner thread) says no: its syncs and write+sync chains then go to the engine's
-// threads, while its plain writes and reads still run inline.
-void set_thread_may_wait(bool may) noexcept;
-
 class Engine {
  public:
   // Sets up the backend. Throws std::runtime_error when Options ask for io_uring and it

@@ -15,8 +15,6 @@ namespace fsysfs::engine {
 // there, from a completion, never runs inline: it would hold up every op that waits on
 // that thread.
 inline thread_local bool t_engine_thread = false;
-// Set by set_thread_may_wait(false): this thread's device waits never run inline.
-inline thread_local bool t_no_device_waits = false;
 
 // Set while the thread is in one of the Engine's blocking calls.
 inline thread_local bool t_blocking_call = false;

@@ -53,7 +53,6 @@ class OpRing {
   void on_cqe(uint64_t user_data, int32_t res) noexcept;
   // Nothing waiting and nothing in flight.
   bool idle() const noexcept { return pending_.empty() && cqes_in_flight_ == 0; }
-  bool has_pending() const noexcept { return !pending_.empty(); }
   // Submits what is prepped, counting it in the engine's stats.
   void submit_now() noexcept;
 

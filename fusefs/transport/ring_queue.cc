@@ -193,8 +193,6 @@ void RingQueue::place_owner() noexcept {
 void RingQueue::owner(int dev_fd) noexcept {
   t_owner.queue = this;
   place_owner();
-  // This thread must keep fetching: syncs go to the engine's threads, never wait here.
-  engine::set_thread_may_wait(false);
   std::string why;
   const int rc = set_up(dev_fd, &why);
   {
