@@ -24,7 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/file_table.h"
+#include "file_table.h"
 
 namespace fsysfs::engine {
 

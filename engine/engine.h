@@ -22,9 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/options.h"
-#include "engine/stats.h"
-#include "engine/unique_fd.h"
+// The public headers (this one, options.h, stats.h, unique_fd.h, client_ring.h, file_table.h)
+// include each other by file name: they are installed as <fsys/engine/...>.
+#include "options.h"
+#include "stats.h"
+#include "unique_fd.h"
 
 namespace fsysfs::engine {
 

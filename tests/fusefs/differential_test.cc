@@ -186,7 +186,10 @@ class Generator {
         {O_RDONLY | O_DIRECTORY, "RDONLY|DIRECTORY"},
     }};
     int slot = pick(kSlots);
-    auto [flags, name] = kFlags[pick(kFlags.size())];
+    // Copied out of the pair: a lambda may capture a structured binding only from C++20
+    // compilers newer than clang 14.
+    const auto& [flag_bits, name] = kFlags[pick(kFlags.size())];
+    const int flags = flag_bits;
     std::string p = path();
     mode_t mode = pick(2) ? 0644 : 0600;
     return {"open " + p + " " + name + " slot " + std::to_string(slot), [=](Side& s) {
@@ -258,7 +261,8 @@ class Generator {
         {RENAME_NOREPLACE, "rename NOREPLACE"},
         {RENAME_EXCHANGE, "rename EXCHANGE"},
     }};
-    auto [flags, name] = kFlags[pick(kFlags.size())];
+    const auto& [flag_bits, name] = kFlags[pick(kFlags.size())];
+    const unsigned flags = flag_bits;
     return {std::string(name) + " " + a + " -> " + b, [=](Side& s) {
               return res(::renameat2(AT_FDCWD, s.p(a).c_str(), AT_FDCWD, s.p(b).c_str(), flags)) +
                      " " + lstat_text(s.p(a)) + " / " + lstat_text(s.p(b));
@@ -360,7 +364,8 @@ class Generator {
     off_t off = offset();
     static const std::array<std::pair<int, const char*>, 3> kWhence = {
         {{SEEK_SET, "SET"}, {SEEK_END, "END"}, {SEEK_CUR, "CUR"}}};
-    auto [whence, name] = kWhence[pick(kWhence.size())];
+    const auto& [whence_value, name] = kWhence[pick(kWhence.size())];
+    const int whence = whence_value;
     return {"lseek slot " + std::to_string(slot) + " " + std::to_string(off) + " " + name,
             [=](Side& s) {
               if (s.fds[slot] < 0) return std::string("no fd");

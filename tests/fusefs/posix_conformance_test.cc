@@ -74,9 +74,8 @@ void ownerless_chown_scenario(Recorder& r) {
   });
   // Needs no privilege: a caller that owns nothing may still do it.
   record_ctime_moves(r, "chown(-1, -1) by a non-owner", "f", [&] {
-    run_as(r, kNobody, kNogroup, [none_u, none_g](Recorder& c) {
-      c.rc("chown", ::chown(c.p("f").c_str(), none_u, none_g));
-    });
+    run_as(r, kNobody, kNogroup,
+           [](Recorder& c) { c.rc("chown", ::chown(c.p("f").c_str(), none_u, none_g)); });
   });
 }
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The Release build and the Debian packages, as a packager and then a user get them:
+# builds Release with warnings as errors and runs its engine and command tests, builds the
+# .debs with CPack, checks their computed dependencies and manual pages (lintian), installs
+# them with apt-get, renders `man fsysfs`, builds and runs the engine example against the
+# installed package (CMake and pkg-config), mounts an /etc/fstab-style line through
+# mount(8), and purges the packages again. Needs root. Called by scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=$PWD
+build=build-release
+jobs=$(nproc)
+packages=(fsysfs libfsys-engine-dev)
+
+fail() {
+  echo "package-test: $*" >&2
+  exit 1
+}
+
+scratch=$(mktemp -d /tmp/fsysfs-package.XXXXXX)
+mnt=$scratch/mnt
+cleanup() {
+  mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+  if dpkg-query -W -f='${Status}' fsysfs 2>/dev/null | grep -q "ok installed"; then
+    apt-get purge -y -qq fsysfs libfsys-engine-dev 'libfsys-engine[0-9]*' >/dev/null
+  fi
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+echo "== Release build (GCC, warnings as errors): engine and command tests"
+cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DFSYSFS_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+cmake --build $build -j"$jobs"
+(cd $build && ctest -j"$jobs" --output-on-failure --timeout 300 -L "engine|command")
+
+echo "== Debian packages"
+rm -f $build/*.deb
+(cd $build && cpack -G DEB >/dev/null)
+debs=("$src"/$build/*.deb)
+((${#debs[@]} == 3)) || fail "expected 3 packages, CPack made: ${debs[*]}"
+for deb in "${debs[@]}"; do
+  echo "$(dpkg-deb -f "$deb" Package): $(dpkg-deb -f "$deb" Depends)"
+done
+# dpkg-shlibdeps computed the libraries fsysfs links; fuse3 (its tools) is named.
+depends=$(dpkg-deb -f $build/fsysfs_*.deb Depends)
+for dep in libfuse3-3 liburing2 libstdc++6 libc6 fuse3; do
+  [[ $depends == *"$dep"* ]] || fail "fsysfs does not depend on $dep: $depends"
+done
+lib_deb=$(ls $build/libfsys-engine0*.deb)
+dpkg-deb -c "$lib_deb" | grep -q 'libfsys-engine\.so\.[0-9]' || fail "no shared library in $lib_deb"
+[[ $(dpkg-deb -f "$lib_deb" Depends) == *liburing2* ]] || fail "$lib_deb does not depend on liburing2"
+# The manual pages as lintian checks them (the packages' other lintian tags, such as a
+# missing copyright file, are not this test's business).
+lintian --fail-on error,warning -C documentation/manual "${debs[@]}" ||
+  fail "lintian found problems in the manual pages"
+
+echo "== install, man fsysfs"
+apt-get install -y -qq "${debs[@]}" >/dev/null
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" | grep -q "ok installed" || fail "$p not installed"
+done
+[[ $(command -v fsysfs) == /usr/bin/fsysfs ]] ||
+  fail "fsysfs resolves to $(command -v fsysfs), not the package's /usr/bin/fsysfs (scripts/fstests.sh links /usr/local/bin/fsysfs): remove it"
+MANWIDTH=80 man fsysfs 2>&1 | grep -q "durability" || fail "man fsysfs does not render"
+MANWIDTH=80 man 3 fsys-engine 2>&1 | grep -q "SyncKind" || fail "man 3 fsys-engine does not render"
+
+echo "== the engine example, built against the installed package"
+example=/usr/share/doc/libfsys-engine-dev/examples/append
+[[ -f $example/append.cc ]] || fail "the example is not installed at $example"
+cmake -S $example -B "$scratch/example" >/dev/null
+cmake --build "$scratch/example" >/dev/null
+readelf -d "$scratch/example/append" | grep -q 'NEEDED.*libfsys-engine\.so\.' ||
+  fail "the example does not link the shared engine"
+out=$("$scratch/example/append" "$scratch/journal" 5)
+echo "$out" | grep -q "write+fdatasync: 5 ops" || fail "unexpected example output: $out"
+[[ $(cat "$scratch/journal") == $'record 0\nrecord 1\nrecord 2\nrecord 3\nrecord 4' ]] ||
+  fail "the example wrote: $(cat "$scratch/journal")"
+# The same source through pkg-config, linked statically against the engine.
+g++ -std=c++20 -o "$scratch/append-static" $example/append.cc \
+  $(pkg-config --cflags fsys-engine) -Wl,-Bstatic -lfsys-engine -Wl,-Bdynamic \
+  $(pkg-config --libs --static fsys-engine | sed 's/-lfsys-engine//')
+"$scratch/append-static" "$scratch/journal2" 3 | grep -q "write+fdatasync: 3 ops" ||
+  fail "the statically linked example failed"
+
+echo "== an fstab line, mounted through mount(8)"
+mkdir -p "$scratch/back" "$mnt"
+echo "$scratch/back $mnt fuse.fsysfs durability=strict,noauto 0 0" >"$scratch/fstab"
+mount -T "$scratch/fstab" "$mnt"
+[[ $(findmnt -n -o FSTYPE "$mnt") == fuse.fsysfs ]] || fail "$mnt is not an fsysfs mount"
+pid=$(pgrep -f -o "^fsysfs $scratch/back $mnt") || fail "no fsysfs daemon for $mnt"
+[[ $(readlink /proc/"$pid"/exe) == /usr/bin/fsysfs ]] ||
+  fail "the daemon runs $(readlink /proc/"$pid"/exe), not the package's"
+fsysfs stats "$mnt" | grep -q "durability *strict" || fail "the fstab options did not reach fsysfs"
+echo hello >"$mnt/f"
+[[ $(cat "$scratch/back/f") == hello ]] || fail "the write did not reach BACKING"
+umount "$mnt"
+# The daemon exits once the kernel drops the mount (a zombie has exited: its parent, init,
+# reaps it in its own time).
+running() { [[ -e /proc/$pid ]] && ! grep -q '^State:.*zombie' /proc/"$pid"/status 2>/dev/null; }
+for _ in $(seq 100); do
+  running || break
+  sleep 0.1
+done
+! running || fail "the daemon is still running after umount"
+
+echo "== packages: all checks passed"
