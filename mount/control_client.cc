@@ -132,8 +132,8 @@ void set_live(std::string_view mountpoint, std::span<const std::string_view> ite
     changes.emplace_back(attr::kDurability,
                          std::string(fusefs::durability_name(scratch.config.durability)));
   }
-  for (const auto& [name, value] : changes) {
-    if (value == fusefs::durability_name(fusefs::Durability::kStrict) &&
+  for (const auto& change : changes) {
+    if (change.second == fusefs::durability_name(fusefs::Durability::kStrict) &&
         read_attr(mountpoint, attr::kStatsJson).find("\"writeback_cache\":true") !=
             std::string::npos) {
       throw Error(
@@ -141,6 +141,8 @@ void set_live(std::string_view mountpoint, std::span<const std::string_view> ite
                       "writes from the daemon (mount it without writeback_cache)",
                       mountpoint));
     }
+  }
+  for (const auto& [name, value] : changes) {
     write_attr(mountpoint, name, value, fmt::format("setting {}", value));
   }
 }

@@ -625,11 +625,14 @@ TEST_F(CliTest, ControlCommands_BadInputIsOneLine) {
 TEST_F(CliTest, Set_StrictRefusedOnAWritebackMount) {
   UniqueFd daemon = mount_daemon({"-o", "writeback_cache"});
   ASSERT_TRUE(daemon);
-  Result r = run({kBinary, "set", mnt_, "durability=strict"});
+  // Named after a setting that alone would be applied: the refusal leaves it alone too.
+  Result r = run({kBinary, "set", mnt_, "dirsync=on", "durability=strict"});
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(r.err, "fsysfs: setting strict: " + mnt_ +
                        " uses the kernel writeback cache, which keeps writes from the daemon "
                        "(mount it without writeback_cache)\n");
+  Result json = run({kBinary, "stats", mnt_, "--json"});
+  EXPECT_NE(json.out.find("\"dirsync\":\"auto\""), std::string::npos) << json.out;
   EXPECT_EQ(run({"umount", mnt_}).status, 0);
   EXPECT_TRUE(wait_for_exit(daemon));
 }
