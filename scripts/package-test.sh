@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Release build and the Debian packages, as a packager and then a user get them:
-# builds Release with warnings as errors and runs its engine and command tests, builds the
-# .debs with CPack, checks their computed dependencies and manual pages (lintian), installs
-# them with apt-get, renders `man fsysfs`, builds and runs the engine example against the
-# installed package (CMake and pkg-config), mounts an /etc/fstab-style line through
-# mount(8), and purges the packages again. Needs root. Called by scripts/test.sh.
+# builds Release with warnings as errors and runs its engine and command tests, then the
+# README's two install commands on it (scripts/install.sh: source into a scratch prefix,
+# with the engine example built against that; deb: CPack's packages installed with
+# apt-get); checks the packages' computed dependencies and manual pages (lintian), the
+# example systemd units, `man fsysfs`, the engine example built against the installed
+# package (CMake and pkg-config), an /etc/fstab-style line mounted through mount(8), and
+# purges the packages again. Needs root. Called by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -19,23 +21,34 @@ fail() {
 
 scratch=$(mktemp -d /tmp/fsysfs-package.XXXXXX)
 mnt=$scratch/mnt
+pid=""
+# Leaves the machine as it was, whatever step failed: the mount (live or dead) detached,
+# its daemon gone, the packages purged (dpkg --purge ignores ones not installed).
 cleanup() {
-  mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
-  if dpkg-query -W -f='${Status}' fsysfs 2>/dev/null | grep -q "ok installed"; then
-    apt-get purge -y -qq fsysfs libfsys-engine-dev 'libfsys-engine[0-9]*' >/dev/null
-  fi
+  set +e
+  findmnt -rn -M "$mnt" >/dev/null 2>&1 && umount -l "$mnt"
+  [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null
+  dpkg --purge fsysfs libfsys-engine-dev libfsys-engine0.1 >/dev/null 2>&1
   rm -rf "$scratch"
 }
 trap cleanup EXIT
 
 echo "== Release build (GCC, warnings as errors): engine and command tests"
-cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DFSYSFS_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DFSYSFS_WERROR=ON -DBUILD_TESTING=ON >/dev/null
 cmake --build $build -j"$jobs"
 (cd $build && ctest -j"$jobs" --output-on-failure --timeout 300 -L "engine|command")
 
-echo "== Debian packages"
-rm -f $build/*.deb
-(cd $build && cpack -G DEB >/dev/null)
+echo "== the README's source install (scripts/install.sh source) into a scratch prefix"
+PREFIX=$scratch/prefix FSYSFS_INSTALL_BUILD=$build ./scripts/install.sh source >/dev/null
+[[ $(PKG_CONFIG_PATH=$scratch/prefix/lib/pkgconfig pkg-config --variable=prefix fsys-engine) == "$scratch/prefix" ]] ||
+  fail "the pkg-config file of the scratch install does not name its prefix"
+cmake -S examples/append -B "$scratch/example-prefix" -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
+cmake --build "$scratch/example-prefix" >/dev/null
+LD_LIBRARY_PATH=$scratch/prefix/lib "$scratch/example-prefix/append" "$scratch/j0" 2 |
+  grep -q "write+fdatasync: 2 ops" || fail "the example built against the scratch prefix failed"
+
+echo "== the README's Debian install (scripts/install.sh deb)"
+FSYSFS_INSTALL_BUILD=$build ./scripts/install.sh deb >/dev/null
 debs=("$src"/$build/*.deb)
 ((${#debs[@]} == 3)) || fail "expected 3 packages, CPack made: ${debs[*]}"
 for deb in "${debs[@]}"; do
@@ -43,10 +56,11 @@ for deb in "${debs[@]}"; do
 done
 # dpkg-shlibdeps computed the libraries fsysfs links; fuse3 (its tools) is named.
 depends=$(dpkg-deb -f $build/fsysfs_*.deb Depends)
+names=" $(sed 's/ ([^)]*)//g; s/,/ /g' <<<"$depends") "  # package names only
 for dep in libfuse3-3 liburing2 libstdc++6 libc6 fuse3; do
-  [[ $depends == *"$dep"* ]] || fail "fsysfs does not depend on $dep: $depends"
+  [[ $names == *" $dep "* ]] || fail "fsysfs does not depend on $dep: $depends"
 done
-lib_deb=$(ls $build/libfsys-engine0*.deb)
+lib_deb=$(echo $build/libfsys-engine0*.deb)
 dpkg-deb -c "$lib_deb" | grep -q 'libfsys-engine\.so\.[0-9]' || fail "no shared library in $lib_deb"
 [[ $(dpkg-deb -f "$lib_deb" Depends) == *liburing2* ]] || fail "$lib_deb does not depend on liburing2"
 # The manual pages as lintian checks them (the packages' other lintian tags, such as a
@@ -54,8 +68,7 @@ dpkg-deb -c "$lib_deb" | grep -q 'libfsys-engine\.so\.[0-9]' || fail "no shared 
 lintian --fail-on error,warning -C documentation/manual "${debs[@]}" ||
   fail "lintian found problems in the manual pages"
 
-echo "== install, man fsysfs"
-apt-get install -y -qq "${debs[@]}" >/dev/null
+echo "== installed: man fsysfs, the systemd units"
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" | grep -q "ok installed" || fail "$p not installed"
 done
@@ -63,6 +76,10 @@ done
   fail "fsysfs resolves to $(command -v fsysfs), not the package's /usr/bin/fsysfs (scripts/fstests.sh links /usr/local/bin/fsysfs): remove it"
 MANWIDTH=80 man fsysfs 2>&1 | grep -q "durability" || fail "man fsysfs does not render"
 MANWIDTH=80 man 3 fsys-engine 2>&1 | grep -q "SyncKind" || fail "man 3 fsys-engine does not render"
+# The example units, as systemd would load them (with the installed binary on its PATH).
+units=/usr/share/doc/fsysfs/examples/systemd
+systemd-analyze verify --man=no $units/srv-data.mount $units/fsysfs@.service ||
+  fail "systemd-analyze rejects the example units"
 
 echo "== the engine example, built against the installed package"
 example=/usr/share/doc/libfsys-engine-dev/examples/append
@@ -81,6 +98,7 @@ g++ -std=c++20 -o "$scratch/append-static" $example/append.cc \
   $(pkg-config --libs --static fsys-engine | sed 's/-lfsys-engine//')
 "$scratch/append-static" "$scratch/journal2" 3 | grep -q "write+fdatasync: 3 ops" ||
   fail "the statically linked example failed"
+[[ $(pkg-config --variable=prefix fsys-engine) == /usr ]] || fail "the package's fsys-engine.pc is not for /usr"
 
 echo "== an fstab line, mounted through mount(8)"
 mkdir -p "$scratch/back" "$mnt"

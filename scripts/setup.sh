@@ -5,26 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib/packages.sh
 packages=(
-  build-essential cmake pkg-config git clang-format clang-tidy
-  liburing-dev libfuse3-dev fuse3 libspdlog-dev libfmt-dev libgtest-dev
+  "${build_packages[@]}"
+  git clang-format clang-tidy libgtest-dev
   fio stress-ng python3 e2fsprogs util-linux procps attr
-  # the Clang build (with libFuzzer) and the Debian packages' checks
-  clang libclang-rt-14-dev dpkg-dev file lintian man-db
+  # the Clang build (with libFuzzer) and the checks of the Debian packages
+  clang libclang-rt-14-dev lintian man-db systemd
   # the emulated-NVMe test (tests/vm)
   qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+install_packages "${packages[@]}"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
 cmake --build build -j"$(nproc)"
