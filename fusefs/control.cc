@@ -10,6 +10,7 @@
 #include <string>
 #include <variant>
 
+#include "fusefs/crashsim.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/stats_report.h"
 
@@ -63,6 +64,9 @@ int read_attr(Filesystem& fs, std::string_view name, std::string& out) {
     out = fs.config().options;
   } else if (name == kMount) {
     out = to_string(fs.refresh_mount());
+  } else if (name == kCrash && fs.crashsim() != nullptr) {
+    // What `fsysfs crash` needs to cut this mount off: the daemon and BACKING.
+    out = std::to_string(::getpid()) + "\n" + fs.config().backing + "\n";
   } else {
     return -ENODATA;
   }
@@ -114,6 +118,14 @@ bool is_control_name(fuse_ino_t parent, const char* name) noexcept {
 
 bool is_control_name(Filesystem& fs, const Inode& parent, const char* name) noexcept {
   return &parent == &fs.inodes().root() && name == kControlName;
+}
+
+bool is_reserved_name(fuse_ino_t parent, const char* name) noexcept {
+  return parent == FUSE_ROOT_ID && (name == kControlName || name == kCrashsimDir);
+}
+
+bool is_reserved_name(Filesystem& fs, const Inode& parent, const char* name) noexcept {
+  return &parent == &fs.inodes().root() && (name == kControlName || name == kCrashsimDir);
 }
 
 void control_lookup(fuse_req_t req) noexcept {

@@ -37,11 +37,17 @@ inline constexpr const char* kOptions = "user.fsysfs.options";  // get: the -o g
 // get: the kernel flags the daemon follows ("rw,nosuid,nodev,relatime"), read again from
 // /proc/self/mountinfo first, so that a remount can wait until the daemon follows it.
 inline constexpr const char* kMount = "user.fsysfs.mount";
+// get, on a crashsim mount only: "PID\nBACKING\n", the daemon and its backing directory,
+// which `fsysfs crash` needs to cut the mount off (crash_rollback.h).
+inline constexpr const char* kCrash = "user.fsysfs.crash";
 }  // namespace control_attr
 
 // True for the control file's name in the root directory.
 bool is_control_name(fuse_ino_t parent, const char* name) noexcept;
-bool is_control_name(Filesystem& fs, const Inode& parent, const char* name) noexcept;
+// True for a name the mount keeps for itself in the root directory: the control file's,
+// and the crash simulation's directory (crashsim.h), which is neither listed nor found.
+bool is_reserved_name(fuse_ino_t parent, const char* name) noexcept;
+bool is_reserved_name(Filesystem& fs, const Inode& parent, const char* name) noexcept;
 
 void control_lookup(fuse_req_t req) noexcept;
 void control_getattr(fuse_req_t req) noexcept;

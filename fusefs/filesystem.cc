@@ -21,6 +21,7 @@
 #include "engine/log.h"
 #include "engine/nvme.h"
 #include "fusefs/blocking_pool.h"
+#include "fusefs/crashsim.h"
 #include "fusefs/transport/uring_transport.h"
 
 namespace fsysfs::fusefs {
@@ -55,10 +56,21 @@ std::unique_ptr<Filesystem> Filesystem::create(const Config& config) noexcept {
             why);
       }
     }
+    std::unique_ptr<CrashSim> crashsim;
+    if (config.crashsim) {
+      std::string why;
+      crashsim = CrashSim::start(fd.get(), &why);
+      if (!crashsim) {
+        log->error("crashsim: {}", why);
+        return nullptr;
+      }
+    }
     auto root =
         std::make_unique<Inode>(FUSE_ROOT_ID, std::move(fd), st.st_dev, st.st_ino, S_IFDIR, 0);
     root->nlookup.store(1);
-    return std::make_unique<Filesystem>(config, std::move(root), std::move(handles));
+    auto fs = std::make_unique<Filesystem>(config, std::move(root), std::move(handles));
+    fs->crashsim_ = std::move(crashsim);
+    return fs;
   } catch (const std::exception& e) {
     log->error("cannot set the filesystem up: {}", e.what());
     return nullptr;
@@ -523,14 +535,17 @@ void Filesystem::sync_dirs(Inode& first, Inode* second, std::function<void(int)>
   int rc = dir_sync_file(first, &file);
   if (rc == 0) {
     stats_.count(SyncEvent::kDir);
+    const uint64_t seq = crashsim_ ? crashsim_->sync_point(first.fd.get()) : 0;
     rc = guarded([&] {
-      engine_->sync(*file, engine::SyncKind::kFull, [this, second, done](int64_t res) noexcept {
-        if (res < 0 || second == nullptr) {
-          done(res < 0 ? static_cast<int>(res) : 0);
-        } else {
-          sync_dirs(*second, nullptr, done);
-        }
-      });
+      engine_->sync(*file, engine::SyncKind::kFull,
+                    [this, &first, seq, second, done](int64_t res) noexcept {
+                      if (res >= 0 && crashsim_) crashsim_->dir_synced(first.fd.get(), seq);
+                      if (res < 0 || second == nullptr) {
+                        done(res < 0 ? static_cast<int>(res) : 0);
+                      } else {
+                        sync_dirs(*second, nullptr, done);
+                      }
+                    });
       return 0;
     });
   }
@@ -571,10 +586,18 @@ void Filesystem::sync_and_reply(fuse_req_t req, Inode& inode, engine::File& file
   }
   stats_.count(SyncEvent::kIssued);
   const uint64_t sample = inode.data.sample();
+  const uint64_t seq = crashsim_ ? crashsim_->sync_point(inode.fd.get()) : 0;
   int rc = guarded([&] {
     engine_->sync(file, datasync ? engine::SyncKind::kData : engine::SyncKind::kFull,
-                  [finish, &inode, h, sample](int64_t res) noexcept {
+                  [this, finish, &inode, h, sample, seq](int64_t res) noexcept {
                     if (res >= 0 && h != nullptr) inode.data.durable(sample);
+                    if (res >= 0 && crashsim_) {
+                      if (h != nullptr) {
+                        crashsim_->file_synced(inode.fd.get(), seq);
+                      } else {
+                        crashsim_->dir_synced(inode.fd.get(), seq);
+                      }
+                    }
                     finish(res);
                   });
     return 0;

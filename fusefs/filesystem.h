@@ -41,6 +41,7 @@ struct NvmeStatus;
 namespace fsysfs::fusefs {
 
 class BlockingPool;
+class CrashSim;
 class UringTransport;
 
 // "/proc/self/fd/N": the one way to reach an O_PATH inode where the kernel offers no *at
@@ -85,6 +86,9 @@ class Filesystem {
   // in time to be made durable). Logged.
   int set_durability(Durability d) noexcept;
   void set_dirsync(DirSync d) noexcept;
+
+  // The crash simulation's undo journal, on a crashsim mount; null otherwise.
+  CrashSim* crashsim() const noexcept { return crashsim_.get(); }
 
   FuseStats& fuse_stats() noexcept { return stats_; }
   Faults& faults() noexcept { return faults_; }
@@ -224,6 +228,7 @@ class Filesystem {
   const uid_t owner_;
   FuseStats stats_;
   Faults faults_;
+  std::unique_ptr<CrashSim> crashsim_;
   std::shared_ptr<engine::NvmeRegistry> nvme_;  // set by start_engine when nvme_flush is on
   std::atomic<MountFlags> mount_flags_;
   // Lock order: mount_mu_ before handles_mu_. Guards the members below that are not atomic;

@@ -9,6 +9,7 @@
 #include <climits>
 #include <vector>
 
+#include "fusefs/crashsim.h"
 #include "fusefs/creds.h"
 #include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
@@ -56,7 +57,17 @@ int do_setattr(fuse_req_t req, Inode& inode, const struct stat& attr, int to_set
     }
   }
   if (to_set & FUSE_SET_ATTR_SIZE) {
+    uint64_t ticket = 0;
+    CrashSim* cs = fs_of(req).crashsim();
+    if (cs != nullptr) {
+      if (int rc =
+              cs->before_truncate(inode.fd.get(), static_cast<uint64_t>(attr.st_size), &ticket);
+          rc < 0) {
+        return rc;
+      }
+    }
     int rc = ofd >= 0 ? ::ftruncate(ofd, attr.st_size) : ::truncate(proc.c_str(), attr.st_size);
+    if (cs != nullptr) cs->changed(ticket);
     inode.data.changed();  // before the reply: a later fdatasync must not be elided
     if (rc != 0) return -errno;
     if (kill_suidgid) {

@@ -46,8 +46,8 @@ int do_readdir(Filesystem& fs, Inode& dir_inode, DirHandle& dh, off_t off, bool 
         break;
       }
     }
-    if (is_control_name(fs, dir_inode, d->d_name)) {
-      dh.offset = d->d_off;  // the control file's name hides a backing entry of that name
+    if (is_reserved_name(fs, dir_inode, d->d_name)) {
+      dh.offset = d->d_off;  // hidden: the control file's name, the crash simulation's dir
       continue;
     }
     size_t left = buf.size() - pos;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fusefs/crashsim.h"
 #include "fusefs/creds.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
@@ -26,9 +27,12 @@ void reply_entry_or_err(fuse_req_t req, int rc, const fuse_entry_param& e) noexc
 
 // Answers an op that created `name` in `parent` (rc: its result): with the name's entry,
 // once dirsync (if on) made `parent` durable. The lookup needs no identity of the creator,
-// and happens now, while `name` (the request's memory) is still valid.
-void reply_created(fuse_req_t req, int rc, Inode& parent, const char* name) noexcept {
+// and happens now, while `name` (the request's memory) is still valid. crashsim records
+// the new name (`is_dir`: a directory).
+void reply_created(fuse_req_t req, int rc, Inode& parent, const char* name,
+                   bool is_dir = false) noexcept {
   Filesystem& fs = fs_of(req);
+  if (rc == 0 && fs.crashsim() != nullptr) fs.crashsim()->created(parent.fd.get(), name, is_dir);
   fuse_entry_param e;
   if (rc == 0) rc = fs.lookup(parent, name, &e);
   if (rc < 0) {
@@ -92,12 +96,12 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) no
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               dev_t rdev) noexcept {
   Inode& dir = fs_of(req).inode(parent);
-  reply_created(req, do_mknod(req, dir, name, mode, rdev), dir, name);
+  reply_created(req, do_mknod(req, dir, name, mode, rdev), dir, name, S_ISDIR(mode));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
   Inode& dir = fs_of(req).inode(parent);
-  reply_created(req, do_mknod(req, dir, name, S_IFDIR | mode, 0), dir, name);
+  reply_created(req, do_mknod(req, dir, name, S_IFDIR | mode, 0), dir, name, true);
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) noexcept {
@@ -130,11 +134,28 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
   reply_created(req, rc, dir, newname);
 }
 
+namespace {
+
+// unlink and rmdir: crashsim first parks what the name leads to.
+int remove_name(Filesystem& fs, Inode& dir, const char* name, int flags) noexcept {
+  CrashSim* cs = fs.crashsim();
+  uint64_t ticket = 0;
+  if (cs != nullptr) {
+    if (int rc = cs->before_remove(dir.fd.get(), name, &ticket); rc < 0) return rc;
+  }
+  if (::unlinkat(dir.fd.get(), name, flags) == 0) return 0;
+  const int err = errno;
+  if (cs != nullptr) cs->failed(ticket);
+  return -err;
+}
+
+}  // namespace
+
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   Filesystem& fs = fs_of(req);
   Inode& dir = fs.inode(parent);
   int rc = -fs.inject(FaultOp::kUnlink, dir, name);
-  if (rc == 0 && ::unlinkat(dir.fd.get(), name, 0) != 0) rc = -errno;
+  if (rc == 0) rc = remove_name(fs, dir, name, 0);
   reply_changed(req, rc, dir);
 }
 
@@ -142,7 +163,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   Filesystem& fs = fs_of(req);
   Inode& dir = fs.inode(parent);
   int rc = -fs.inject(FaultOp::kRmdir, dir, name);
-  if (rc == 0 && ::unlinkat(dir.fd.get(), name, AT_REMOVEDIR) != 0) rc = -errno;
+  if (rc == 0) rc = remove_name(fs, dir, name, AT_REMOVEDIR);
   reply_changed(req, rc, dir);
 }
 
@@ -152,7 +173,15 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   Inode& from = fs.inode(parent);
   Inode& to = fs.inode(newparent);
   int rc = -fs.inject(FaultOp::kRename, from, name);
-  if (rc == 0 && ::renameat2(from.fd.get(), name, to.fd.get(), newname, flags) != 0) rc = -errno;
+  CrashSim* cs = fs.crashsim();
+  uint64_t ticket = 0;
+  if (rc == 0 && cs != nullptr) {
+    rc = cs->before_rename(from.fd.get(), name, to.fd.get(), newname, flags, &ticket);
+  }
+  if (rc == 0 && ::renameat2(from.fd.get(), name, to.fd.get(), newname, flags) != 0) {
+    rc = -errno;
+    if (cs != nullptr) cs->failed(ticket);
+  }
   reply_changed(req, rc, from, &to);
 }
 

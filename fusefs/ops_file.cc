@@ -18,6 +18,7 @@
 #include <span>
 #include <vector>
 
+#include "fusefs/crashsim.h"
 #include "fusefs/creds.h"
 #include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
@@ -90,9 +91,12 @@ void sync_after_change(Filesystem& fs, FileHandle& h,
     return;
   }
   const uint64_t sample = h.inode->data.sample();
+  CrashSim* cs = fs.crashsim();
+  const uint64_t seq = cs != nullptr ? cs->sync_point(h.inode->fd.get()) : 0;
   const int rc = guarded([&] {
-    fs.engine().sync(*h.file, kind, [&h, sample, done](int64_t res) noexcept {
+    fs.engine().sync(*h.file, kind, [&h, sample, done, cs, seq](int64_t res) noexcept {
       if (res >= 0) h.inode->data.durable(sample);
+      if (res >= 0 && cs != nullptr) cs->file_synced(h.inode->fd.get(), seq);
       done(res < 0 ? static_cast<int>(-res) : 0);
     });
     return 0;
@@ -114,13 +118,29 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
     const engine::SyncKind sync = write_sync_of(fs, h);
     const bool chained = sync != engine::SyncKind::kNone;
     const uint64_t sample = chained ? h.inode->data.sample() : 0;
-    auto finish = [&h, chained, sample](int64_t res) noexcept {
+    // crashsim: the bytes this write replaces are saved before it is made; a durable
+    // write's sync covers it and whatever was written before it started.
+    CrashSim* cs = fs.crashsim();
+    uint64_t ticket = 0;
+    uint64_t seq = 0;
+    if (cs != nullptr) {
+      seq = cs->sync_point(h.inode->fd.get());
+      if (int rc = cs->before_write(h.inode->fd.get(), static_cast<uint64_t>(off), len, &ticket);
+          rc < 0) {
+        return rc;
+      }
+    }
+    auto finish = [&h, chained, sample, cs, ticket, seq](int64_t res) noexcept {
       if (chained && res >= 0) {
         h.inode->data.durable(sample);
       } else {
         h.inode->data.changed();
       }
       if (res > 0) h.wrote.store(true, std::memory_order_relaxed);
+      if (cs != nullptr) {
+        cs->changed(ticket);
+        if (chained && res >= 0) cs->file_synced(h.inode->fd.get(), seq, ticket);
+      }
     };
     std::span<const std::byte> data;
     std::vector<std::byte> copy;
@@ -153,12 +173,19 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
         if (res > 0) fs.invalidate_pages(*h.inode, off, res);
         reply_write_result(req, res);
       };
-      return fs.run_blocking(std::move(direct)) ? 0 : -ENOMEM;
+      if (fs.run_blocking(std::move(direct))) return 0;
+      if (cs != nullptr) cs->changed(ticket);
+      return -ENOMEM;
     }
-    eng.write(file, data, off, sync, [req, finish](int64_t res) noexcept {
-      finish(res);
-      reply_write_result(req, res);
-    });
+    try {
+      eng.write(file, data, off, sync, [req, finish](int64_t res) noexcept {
+        finish(res);
+        reply_write_result(req, res);
+      });
+    } catch (...) {
+      if (cs != nullptr) cs->changed(ticket);
+      throw;
+    }
     return 0;
   });
 }
@@ -223,21 +250,40 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   fuse_entry_param e;
   int rc = 0;
   UniqueFd fd;
+  CrashSim* cs = fs.crashsim();
+  bool created = true;
   rc = -fs.inject(FaultOp::kCreate, dir, name);
   if (rc == 0) {
     CredsGuard creds(req, fs.posix_acl());
     rc = creds.status();
     if (rc == 0) {
       fs.follow_mount();
-      const int flags = backing_flags(fs, fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
+      int flags = backing_flags(fs, fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
+      // crashsim must know whether the name is new (its creation is undone) or the file
+      // was there (an O_TRUNC of it is a size change to undo): O_EXCL first tells.
+      const bool probe = cs != nullptr && (flags & O_EXCL) == 0;
+      if (probe) flags |= O_EXCL;
       const int noatime = fs.create_flags();
       fd.reset(::openat(dir.fd.get(), name, flags | noatime, creds.mode(mode)));
       // EPERM for O_NOATIME: an existing file of another owner (see open_backing).
       if (!fd && errno == EPERM && noatime != 0)
         fd.reset(::openat(dir.fd.get(), name, flags, creds.mode(mode)));
+      if (!fd && errno == EEXIST && probe) {
+        created = false;
+        flags &= ~(O_EXCL | O_CREAT | O_TRUNC);
+        fd.reset(::openat(dir.fd.get(), name, flags | noatime));
+        if (!fd && errno == EPERM && noatime != 0) fd.reset(::openat(dir.fd.get(), name, flags));
+        if (fd && (fi->flags & O_TRUNC)) {
+          uint64_t ticket = 0;
+          rc = cs->before_truncate(fd.get(), 0, &ticket);
+          if (rc == 0 && ::ftruncate(fd.get(), 0) != 0) rc = -errno;
+          cs->changed(ticket);
+        }
+      }
       if (!fd) rc = -errno;
     }
   }
+  if (rc == 0 && created && cs != nullptr) cs->created(dir.fd.get(), name, false);
   if (rc == 0) {
     // The O_PATH fd comes from the opened file itself, not from the name, which another
     // process may already have replaced.
@@ -343,10 +389,13 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
       (h.wrote.load(std::memory_order_relaxed) || fs.writeback()) && !h.inode->data.clean()) {
     fs.fuse_stats().count(SyncEvent::kClose);
     const uint64_t sample = h.inode->data.sample();
+    CrashSim* cs = fs.crashsim();
+    const uint64_t seq = cs != nullptr ? cs->sync_point(h.inode->fd.get()) : 0;
     int rc = guarded([&] {
       fs.engine().sync(*h.file, engine::SyncKind::kData,
-                       [finish, &h, sample](int64_t res) noexcept {
+                       [finish, &h, sample, cs, seq](int64_t res) noexcept {
                          if (res >= 0) h.inode->data.durable(sample);
+                         if (res >= 0 && cs != nullptr) cs->file_synced(h.inode->fd.get(), seq);
                          finish(res);
                        });
       return 0;
@@ -379,7 +428,14 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t leng
                   fuse_file_info* fi) noexcept {
   FileHandle& h = file_of(fi);
   int rc = -kill_privs_of_caller(req, h);
+  CrashSim* cs = fs_of(req).crashsim();
+  uint64_t ticket = 0;
+  if (rc == 0 && cs != nullptr) {
+    rc = -cs->before_write(h.inode->fd.get(), static_cast<uint64_t>(offset),
+                           static_cast<uint64_t>(length), &ticket);
+  }
   if (rc == 0 && ::fallocate(h.fd(), mode, offset, length) != 0) rc = errno;
+  if (cs != nullptr) cs->changed(ticket);
   h.inode->data.changed();
   if (rc != 0) {
     reply_err(req, rc);
@@ -394,12 +450,18 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
   loff_t out = off_out;
   FileHandle& dst = file_of(fi_out);
   int err = -kill_privs_of_caller(req, dst);
+  CrashSim* cs = fs_of(req).crashsim();
+  uint64_t ticket = 0;
+  if (err == 0 && cs != nullptr) {
+    err = -cs->before_write(dst.inode->fd.get(), static_cast<uint64_t>(off_out), len, &ticket);
+  }
   ssize_t n = 0;
   if (err == 0) {
     n = ::copy_file_range(file_of(fi_in).fd(), &in, dst.fd(), &out, len,
                           static_cast<unsigned>(flags));
     if (n < 0) err = errno;
   }
+  if (cs != nullptr) cs->changed(ticket);
   dst.inode->data.changed();
   if (err != 0) {
     reply_err(req, err);

@@ -114,16 +114,18 @@ struct Counted<K, Fn> {
 };
 
 // The control file (control.h) answers requests on its inode and keeps its name in the
-// root: creating it gives EEXIST, removing or renaming it EPERM.
+// root: creating it gives EEXIST, removing or renaming it EPERM. So does the crash
+// simulation's directory, which no lookup finds.
 
 bool refuse_control_name(fuse_req_t req, fuse_ino_t parent, const char* name, int err) noexcept {
-  if (!is_control_name(parent, name)) return false;
+  if (!is_reserved_name(parent, name)) return false;
   reply_err(req, err);
   return true;
 }
 
 void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   if (is_control_name(parent, name)) return control_lookup(req);
+  if (is_reserved_name(parent, name)) return reply_err(req, ENOENT);
   // "." in the control file: the kernel decoding a file handle of it.
   if (parent == kControlIno) {
     if (std::strcmp(name, ".") == 0) return control_lookup(req);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/log.h"
+#include "fusefs/crash_rollback.h"
 #include "fusefs/device_io.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
@@ -199,6 +200,8 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   // can still carry the replies of in-flight writes and syncs.
   if (transport) transport->stop();
   fs->shutdown();
+  // Nothing reaches BACKING any more: a crash asked for is simulated now.
+  if (config.crashsim) end_crashsim(fs->inodes().root().fd.get(), *log);
   fs->set_uring_transport(nullptr);
   transport.reset();
   fuse_session_unmount(se.get());

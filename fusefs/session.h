@@ -47,6 +47,8 @@ struct Config {
   // Inodes the kernel has forgotten that file handles of the mount can still open
   // (inode_table.h); 0 turns export support off: such handles are ESTALE.
   unsigned handle_cache = 65536;
+  // Crash simulation: record how to undo what is not durable (crashsim.h).
+  bool crashsim = false;
   // Initial values; both can change on the live mount through the control file.
   Durability durability = Durability::kFsync;
   DirSync dirsync = DirSync::kAuto;

@@ -1,10 +1,13 @@
 #include "fusefs/stats_report.h"
 
+#include <unistd.h>
+
 #include <sys/sysmacros.h>
 
 #include <fmt/format.h>
 
 #include "engine/nvme.h"
+#include "fusefs/crashsim.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/transport/uring_transport.h"
 
@@ -71,7 +74,9 @@ struct Report {
         file_handles(fs.inodes().remembers()),
         faults(fs.faults().rules()),
         transport(fs.transport_status()),
-        ring_requests(fs.uring_transport() ? fs.uring_transport()->requests() : 0) {}
+        ring_requests(fs.uring_transport() ? fs.uring_transport()->requests() : 0),
+        crashsim(fs.crashsim() != nullptr),
+        crashsim_records(fs.crashsim() != nullptr ? fs.crashsim()->live_records() : 0) {}
   const Config& config;
   Durability durability;
   DirSync dirsync;
@@ -87,6 +92,8 @@ struct Report {
   std::vector<FaultRule> faults;
   std::string transport;
   uint64_t ring_requests;
+  bool crashsim;
+  size_t crashsim_records;  // changes a crash would undo now
 };
 
 constexpr std::pair<const char*, uint64_t engine::StatsSnapshot::*> kEngineCounters[] = {
@@ -116,6 +123,10 @@ std::string stats_text(Filesystem& fs) {
   append_line(out, "durability {}, dirsync {} ({}), writeback cache {}, suid/sgid cleared by {}",
               durability_name(r.durability), r.dirsync_on ? "on" : "off", dirsync_name(r.dirsync),
               r.writeback ? "on" : "off", r.kills_privs ? "daemon" : "kernel");
+  if (r.crashsim) {
+    append_line(out, "crashsim: {} change(s) not durable yet (fsysfs crash would undo them)",
+                r.crashsim_records);
+  }
   append_line(out, "transport {}, {} requests over io_uring, {} engine ops on their rings",
               r.transport, r.ring_requests, r.engine.client_ring_ops);
   append_line(out, "engine {}: {}", r.engine.backend, r.engine.backend_notes);
@@ -182,9 +193,10 @@ std::string stats_text(Filesystem& fs) {
 std::string stats_json(Filesystem& fs) {
   const Report r(fs);
   std::string o = "{";
-  o += fmt::format("\"mountpoint\":{},\"backing\":{},\"mount_flags\":\"{}\",",
+  o += fmt::format("\"mountpoint\":{},\"backing\":{},\"mount_flags\":\"{}\",\"pid\":{},",
                    json_string(r.config.mountpoint), json_string(r.config.backing),
-                   to_string(r.mount_flags));
+                   to_string(r.mount_flags), ::getpid());
+  o += fmt::format("\"crashsim\":{},\"crashsim_records\":{},", r.crashsim, r.crashsim_records);
   o += fmt::format("\"durability\":\"{}\",\"dirsync\":\"{}\",\"dirsync_active\":{},",
                    durability_name(r.durability), dirsync_name(r.dirsync), r.dirsync_on);
   o += fmt::format("\"writeback_cache\":{},\"suid_cleared_by\":\"{}\",", r.writeback,

@@ -96,6 +96,7 @@ std::string help_text() {
       "       fsysfs stats MOUNTPOINT [--json] [--reset]\n"
       "       fsysfs set MOUNTPOINT durability=MODE | dirsync=on|off|auto ...\n"
       "       fsysfs inject MOUNTPOINT RULE | --clear | --list\n"
+      "       fsysfs crash MOUNTPOINT [--keep none|all]\n"
       "       fsysfs --help | --version\n"
       "\n"
       "Shows the directory tree of BACKING at MOUNTPOINT. Writes and fsyncs made under\n"
@@ -121,6 +122,12 @@ std::string help_text() {
       "with OP one of read write fsync fdatasync fsyncdir flush open create mknod mkdir\n"
       "symlink link unlink rmdir rename, or all; GLOB matches the path in the mount\n"
       "(/dir/file); E is a name like EIO or ENOSPC.\n"
+      "\n"
+      "crash (root) cuts a mount made with -o crashsim off as a power cut would and\n"
+      "rolls BACKING back to what the syncs made durable: a file's data and size\n"
+      "after its fsync or fdatasync, a name after its directory's fsync (both, for a\n"
+      "rename). --keep all keeps every change instead. It prints what it undid and\n"
+      "leaves MOUNTPOINT free to mount again.\n"
       "\n",
       kUsage);
   out += options_help();

@@ -14,6 +14,7 @@
 #include "fusefs/session.h"
 #include "mount/command_line.h"
 #include "mount/control_client.h"
+#include "mount/crash_command.h"
 #include "mount/daemon.h"
 #include "mount/error.h"
 #include "mount/paths.h"
@@ -28,10 +29,11 @@ struct Subcommand {
   std::string_view name;
   int (*run)(std::span<const std::string_view> args);
 };
-constexpr std::array<Subcommand, 3> kSubcommands{{
+constexpr std::array<Subcommand, 4> kSubcommands{{
     {"stats", run_stats},
     {"set", run_set},
     {"inject", run_inject},
+    {"crash", run_crash},
 }};
 
 // The daemon holds two fds per open file and one per inode the kernel knows: start-up

@@ -241,6 +241,10 @@ std::vector<OptionSpec> build_table() {
       }));
   fs(flag("no_writeback_cache", "turn writeback_cache off, even with durability=none",
           [](Settings& s) { s.writeback_cache = false; }, {}));
+  fs(bool_flag("crashsim",
+               "crash simulation: record how to undo every change no sync has made durable "
+               "yet, for `fsysfs crash` (root, without writeback_cache)",
+               [](Settings& s) -> bool& { return s.config.crashsim; }));
   fs(word_option<bool>(
       "keep_cache", "auto|off",
       "keep a file's cached pages when it is opened again unchanged (size and mtime); off for "
@@ -502,8 +506,8 @@ void apply_mount_options(Settings& settings, std::string_view options) {
 void finish_settings(Settings& settings) {
   settings.config.default_permissions =
       settings.default_permissions.value_or(settings.config.allow_other);
-  settings.config.writeback_cache =
-      settings.writeback_cache.value_or(settings.config.durability == fusefs::Durability::kNone);
+  settings.config.writeback_cache = settings.writeback_cache.value_or(
+      settings.config.durability == fusefs::Durability::kNone && !settings.config.crashsim);
   // Resolved: show() now reports what the mount gets.
   settings.default_permissions = settings.config.default_permissions;
   settings.writeback_cache = settings.config.writeback_cache;
@@ -511,6 +515,11 @@ void finish_settings(Settings& settings) {
       settings.config.writeback_cache) {
     // A write the kernel caches never reaches the daemon to be made durable.
     throw Error("durability=strict cannot be combined with writeback_cache");
+  }
+  if (settings.config.crashsim && settings.config.writeback_cache) {
+    // The kernel would hold written data back from the journal and write it later, in its
+    // own sizes and order.
+    throw Error("crashsim cannot be combined with writeback_cache");
   }
 }
 

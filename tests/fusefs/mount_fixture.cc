@@ -77,6 +77,32 @@ int run_program(const std::vector<std::string>& argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+CommandResult run_fsysfs(const std::string& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), daemon_binary());
+  const std::string out_path = dir + "/command.out";
+  const std::string err_path = dir + "/command.err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::close_range(3, ~0u, 0);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CommandResult r;
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  return r;
+}
+
 std::string daemon_binary() {
   if (const char* env = std::getenv("FSYSFS_TEST_BINARY"); env != nullptr && *env != '\0') {
     return env;

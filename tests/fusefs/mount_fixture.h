@@ -41,6 +41,16 @@ class MountFixture : public ::testing::Test {
   bool mounted_ = false;
 };
 
+// What a command run by run_fsysfs did.
+struct CommandResult {
+  int status = -1;  // its exit status; -1 if it did not exit
+  std::string out;
+  std::string err;
+};
+// Runs daemon_binary() with `args` (a subcommand, a remount), its stdout and stderr captured
+// in files under `dir`.
+CommandResult run_fsysfs(const std::string& dir, std::vector<std::string> args);
+
 // Why this kernel cannot run the io_uring transport now (fusefs/transport), or "" if it can.
 std::string uring_transport_missing();
 

@@ -352,38 +352,10 @@ TEST_F(DefaultFlagsMount, WithoutDevAndSuid_TheMountIsNodevNosuid) {
 
 // --- Remount ------------------------------------------------------------------------
 
-struct RunResult {
-  int status = -1;
-  std::string err;
-};
-
-// Runs the real fsysfs with `args`; stderr captured.
-RunResult run_fsysfs(const std::string& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), daemon_binary());
-  const std::string err_path = dir + "/remount.err";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(err, 2);
-    ::close_range(3, ~0u, 0);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  RunResult r;
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_file(err_path);
-  return r;
-}
-
 class RemountTest : public MountFixture {
  protected:
   std::string mount_options() const override { return "allow_other"; }
-  RunResult remount(const std::string& options) {
+  CommandResult remount(const std::string& options) {
     return run_fsysfs(base_, {backing_, mnt_, "-o", "remount," + options});
   }
   unsigned long statvfs_flags() {
@@ -397,7 +369,7 @@ class RemountTest : public MountFixture {
 TEST_F(RemountTest, ReadOnlyAndBack_TheKernelRefusesChangesMeanwhile) {
   const std::string f = mnt_ + "/f";
   write_file(f, "data");
-  RunResult r = remount("ro");
+  CommandResult r = remount("ro");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err, "");
   EXPECT_NE(statvfs_flags() & ST_RDONLY, 0u);
@@ -425,7 +397,7 @@ TEST_F(RemountTest, ReadOnlyAndBack_TheKernelRefusesChangesMeanwhile) {
 TEST_F(RemountTest, ReadOnly_RefusedWhileAFileIsOpenForWriting) {
   int fd = ::open((mnt_ + "/w").c_str(), O_CREAT | O_WRONLY, 0644);
   ASSERT_GE(fd, 0);
-  RunResult r = remount("ro");
+  CommandResult r = remount("ro");
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(r.err,
             "fsysfs: cannot remount " + mnt_ + " read-only: a file on it is open for writing\n");
@@ -435,7 +407,7 @@ TEST_F(RemountTest, ReadOnly_RefusedWhileAFileIsOpenForWriting) {
 
 // The same path as `fsysfs set`: the control file.
 TEST_F(RemountTest, DurabilityAndDirsync_ChangeOnTheLiveMount) {
-  RunResult r = remount("durability=strict,nodirsync");
+  CommandResult r = remount("durability=strict,nodirsync");
   ASSERT_EQ(r.status, 0) << r.err;
   std::string json = read_stats_json(mnt_);
   EXPECT_EQ(json_word(json, "durability"), "strict");
@@ -447,7 +419,7 @@ TEST_F(RemountTest, DurabilityAndDirsync_ChangeOnTheLiveMount) {
 }
 
 TEST_F(RemountTest, OptionsThatCannotChange_AreRefusedAndChangeNothing) {
-  RunResult r = remount("ro,threads=3");
+  CommandResult r = remount("ro,threads=3");
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(r.err,
             "fsysfs: 'threads=3' cannot change on a live mount; unmount it and mount it again "
@@ -470,7 +442,7 @@ TEST_F(RemountTest, Noatime_AlsoForFilesAlreadyOpen) {
   int fd = ::open(f.c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   const timespec before = atime_of(f);
-  RunResult r = remount("noatime");
+  CommandResult r = remount("noatime");
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(statvfs_flags() & ST_NOATIME, 0u);
   pause_a_tick();

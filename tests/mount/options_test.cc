@@ -50,6 +50,7 @@ const std::vector<GoodCase>& good_cases() {
       {"threads=16", [](const Settings& s) { return s.config.threads == 16; }},
       {"threads=1024", [](const Settings& s) { return s.config.threads == 1024; }},
       {"clone_fd", [](const Settings& s) { return s.config.clone_fd; }},
+      {"crashsim", [](const Settings& s) { return s.config.crashsim; }},
       {"max_background=64", [](const Settings& s) { return s.config.max_background == 64; }},
       {"writeback_cache", [](const Settings& s) { return s.config.writeback_cache; }},
       {"writeback_cache,no_writeback_cache",
@@ -410,6 +411,17 @@ TEST(MountOptions, Strict_RefusesTheWritebackCache) {
             "durability=strict cannot be combined with writeback_cache");
   EXPECT_FALSE(parse({"durability=close,writeback_cache"}).config.durability ==
                fusefs::Durability::kStrict);
+}
+
+TEST(MountOptions, Crashsim_RefusesTheWritebackCache_AndTurnsNonesOff) {
+  EXPECT_FALSE(parse({}).config.crashsim);
+  EXPECT_TRUE(parse({"crashsim"}).config.crashsim);
+  EXPECT_EQ(error_of("crashsim,writeback_cache"),
+            "crashsim cannot be combined with writeback_cache");
+  // durability=none caches writes in the kernel by default, but not under crashsim.
+  const Settings none = parse({"crashsim,durability=none"});
+  EXPECT_FALSE(none.config.writeback_cache);
+  EXPECT_EQ(none.config.durability, fusefs::Durability::kNone);
 }
 
 TEST(MountOptions, Show_ReportsCurrentValues) {
