@@ -6,12 +6,15 @@
 #include <spdlog/spdlog.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -114,9 +117,12 @@ std::vector<const Record*> live(const std::vector<Record>& records, size_t* dura
     bool covered = false;
     switch (r.kind) {
       case 'W':
-      case 'T': {
+      case 'T':
+      case 'A':
+      case 'Y': {
         auto it = file_sync.find(r.f.at(0));
-        covered = (it != file_sync.end() && it->second > r.seq) || synced_alone.count(r.seq) != 0;
+        covered = (it != file_sync.end() && it->second > r.seq) || synced_alone.count(r.seq) != 0 ||
+                  (r.kind == 'A' || r.kind == 'Y' ? dir_synced_after(r.f.at(0), r.seq) : false);
         break;
       }
       case 'N':
@@ -139,27 +145,89 @@ std::vector<const Record*> live(const std::vector<Record>& records, size_t* dura
   return out;
 }
 
+// What newer kept changes decided of one file: byte ranges and maybe its size, which
+// undoing an older change must leave as they are.
+struct Settled {
+  std::map<uint64_t, uint64_t> ranges;  // start -> end, disjoint
+  std::optional<uint64_t> size;
+
+  void add(uint64_t a, uint64_t b) {
+    auto it = ranges.upper_bound(a);
+    if (it != ranges.begin() && std::prev(it)->second >= a) --it;
+    while (it != ranges.end() && it->first <= b) {
+      a = std::min(a, it->first);
+      b = std::max(b, it->second);
+      it = ranges.erase(it);
+    }
+    ranges.emplace(a, b);
+  }
+  // The end of the last settled byte (0 when none).
+  uint64_t end() const { return ranges.empty() ? 0 : ranges.rbegin()->second; }
+  // The parts of [a, b) not settled, cut at the settled size.
+  std::vector<std::pair<uint64_t, uint64_t>> open(uint64_t a, uint64_t b) const {
+    if (size) b = std::min(b, *size);
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    for (auto it = ranges.begin(); it != ranges.end() && a < b; ++it) {
+      if (it->second <= a) continue;
+      if (it->first >= b) break;
+      if (it->first > a) out.emplace_back(a, it->first);
+      a = std::max(a, it->second);
+    }
+    if (a < b) out.emplace_back(a, b);
+    return out;
+  }
+};
+
 class Undo {
  public:
-  Undo(int root, int dir, const BackingHandles& handles) : root_(root), handles_(handles) {
+  Undo(int root, int dir, const BackingHandles& handles, const CrashPlan& plan)
+      : root_(root), handles_(handles), plan_(plan), rng_(plan.seed) {
     blobs_.reset(::openat(dir, "preimages", O_RDONLY | O_CLOEXEC));
     parked_.reset(::openat(dir, "parked", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   }
 
-  // Undoes `r`; a line for the report, or an error.
-  int run(const Record& r, std::string* line) {
+  // Decides whether the change `r` is kept or lost and undoes what is lost. Records are
+  // taken newest first; the report says what became of each.
+  void process(const Record& r, RollbackReport* report) {
+    std::string line = describe(r);
+    if (r.kind == 'W' || r.kind == 'T') {
+      const int rc = undo_data(r, report, line);
+      if (rc < 0) report->errors.push_back(fmt::format("{}: {}", line, std::strerror(-rc)));
+      return;
+    }
+    if (keep()) {
+      report->kept.push_back(line);
+      return;
+    }
+    int rc = -EINVAL;
     switch (r.kind) {
-      case 'W':
-      case 'T':
-        return undo_data(r, line);
       case 'N':
-        return undo_create(r, line);
+        rc = undo_create(r);
+        break;
       case 'X':
-        return undo_remove(r, line);
+        rc = undo_remove(r);
+        break;
       case 'R':
-        return undo_rename(r, line);
+        rc = undo_rename(r);
+        break;
+      case 'A':
+        rc = undo_attr(r);
+        break;
+      case 'Y':
+        rc = undo_xattr(r);
+        break;
       default:
-        return -EINVAL;
+        break;
+    }
+    // With a random subset kept, a newer kept change may stand on this one (a name created
+    // in a kept directory, a file renamed after its kept creation): it stays too.
+    if (rc < 0 && plan_.keep == CrashKeep::kRandom &&
+        (rc == -EEXIST || rc == -ENOTEMPTY || rc == -ENOENT || rc == -ESTALE)) {
+      report->kept.push_back(line + " (a kept change needs it)");
+    } else if (rc < 0) {
+      report->errors.push_back(fmt::format("{}: {}", line, std::strerror(-rc)));
+    } else {
+      report->undone.push_back(line);
     }
   }
 
@@ -178,6 +246,15 @@ class Undo {
       case 'R':
         return fmt::format("rename of {} to {}", entry(r.f.at(0), r.f.at(1)),
                            entry(r.f.at(2), r.f.at(3)));
+      case 'A':
+        return fmt::format("attribute change of {} (mode was {})", path_of_handle(r.f.at(0)),
+                           r.f.at(1));
+      case 'Y': {
+        std::string name;
+        unhex(r.f.at(1), &name);
+        return fmt::format("change of extended attribute {} of {}", name,
+                           path_of_handle(r.f.at(0)));
+      }
       default:
         return "?";
     }
@@ -228,30 +305,139 @@ class Undo {
     return 0;
   }
 
-  int undo_data(const Record& r, std::string* line) {
+  bool keep() {
+    switch (plan_.keep) {
+      case CrashKeep::kAll:
+        return true;
+      case CrashKeep::kRandom:
+        return (rng_() & 1) != 0;
+      default:
+        return false;
+    }
+  }
+
+  // Writes zeros over [off, off + len).
+  static int zero(int fd, uint64_t off, uint64_t len) {
+    static const char kZeros[65536] = {};
+    while (len > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(len, sizeof kZeros));
+      const ssize_t w = ::pwrite(fd, kZeros, n, static_cast<off_t>(off));
+      if (w <= 0) return w < 0 ? -errno : -EIO;
+      off += static_cast<uint64_t>(w);
+      len -= static_cast<uint64_t>(w);
+    }
+    return 0;
+  }
+
+  // Undoes what is lost of a data or size change. Newer records were taken first, so the
+  // file is as this change left it, except where a newer kept change settled its bytes
+  // or its size: those stay.
+  int undo_data(const Record& r, RollbackReport* report, const std::string& line) {
     UniqueFd path;
     if (int rc = open_handle(r.f.at(0), &path); rc < 0) return rc;
     UniqueFd fd(::open(ProcPath(path.get()).c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) return -errno;
-    const uint64_t old_size = number(r.f.at(r.kind == 'W' ? 3 : 1));
-    if (::ftruncate(fd.get(), static_cast<off_t>(old_size)) != 0) return -errno;
-    if (r.kind == 'W') {
-      const uint64_t off = number(r.f.at(1));
-      if (int rc = copy_back(fd.get(), number(r.f.at(4)), number(r.f.at(5)), off); rc < 0) {
-        return rc;
-      }
-    } else {
-      const uint64_t len = number(r.f.at(3));
-      if (int rc = copy_back(fd.get(), number(r.f.at(2)), len, old_size - len); rc < 0) {
-        return rc;
+    Settled& settled = files_[r.f.at(0)];
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return -errno;
+    const bool is_write = r.kind == 'W';
+    const uint64_t old_size = number(r.f.at(is_write ? 3 : 1));
+    const uint64_t off = is_write ? number(r.f.at(1)) : old_size - number(r.f.at(3));
+    const uint64_t len = is_write ? number(r.f.at(2)) : number(r.f.at(3));
+    const uint64_t blob = number(r.f.at(is_write ? 4 : 2));
+    const bool whole = keep();
+    const bool tear = is_write && plan_.tear;
+
+    // The size first: a lost size change takes the bytes beyond the old size with it.
+    const bool size_kept = tear ? keep() : whole;
+    if (!settled.size && (!is_write || off + len > old_size)) {
+      if (size_kept) {
+        settled.size = static_cast<uint64_t>(st.st_size);
+      } else if (::ftruncate(fd.get(), static_cast<off_t>(std::max(old_size, settled.end()))) !=
+                 0) {
+        return -errno;
       }
     }
-    *line = describe(r);
+    if (!is_write) {
+      if (whole) {
+        report->kept.push_back(line);
+        return 0;
+      }
+      for (auto [a, b] : settled.open(off, off + len)) {
+        if (int rc = copy_back(fd.get(), blob + (a - off), b - a, a); rc < 0) return rc;
+      }
+      report->undone.push_back(line);
+      return 0;
+    }
+    // A write is one piece, or sectors when torn.
+    const uint64_t step = tear ? kTearSector : std::max<uint64_t>(len, 1);
+    size_t pieces = 0;
+    size_t kept = 0;
+    for (uint64_t a = off; a < off + len; a = (a / step + 1) * step) {
+      const uint64_t b = std::min(off + len, tear ? (a / step + 1) * step : off + len);
+      ++pieces;
+      if (tear ? keep() : whole) {
+        settled.add(a, b);
+        ++kept;
+        continue;
+      }
+      for (auto [x, y] : settled.open(a, std::min(b, old_size))) {
+        if (int rc = copy_back(fd.get(), blob + (x - off), y - x, x); rc < 0) return rc;
+      }
+      if (::fstat(fd.get(), &st) != 0) return -errno;
+      const auto end = static_cast<uint64_t>(st.st_size);
+      for (auto [x, y] : settled.open(std::max(a, old_size), std::min(b, end))) {
+        if (int rc = zero(fd.get(), x, y - x); rc < 0) return rc;
+      }
+      if (!tear) break;
+    }
+    if (kept == pieces) {
+      report->kept.push_back(line);
+    } else if (kept == 0) {
+      report->undone.push_back(line);
+    } else {
+      report->torn.push_back(fmt::format("{}: {} of {} sectors kept", line, kept, pieces));
+    }
     return 0;
   }
 
-  int undo_create(const Record& r, std::string* line) {
-    *line = describe(r);
+  int undo_attr(const Record& r) {
+    UniqueFd fd;
+    if (int rc = open_handle(r.f.at(0), &fd); rc < 0) return rc;
+    const auto mode = static_cast<mode_t>(std::stoul(r.f.at(1), nullptr, 8));
+    if (::fchownat(fd.get(), "", static_cast<uid_t>(number(r.f.at(2))),
+                   static_cast<gid_t>(number(r.f.at(3))),
+                   AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      return -errno;
+    }
+    if (S_ISLNK(mode)) return 0;  // a symlink has no mode of its own to give back
+    const ProcPath proc(fd.get());
+    const struct timespec times[2] = {
+        {static_cast<time_t>(number(r.f.at(4))), static_cast<long>(number(r.f.at(5)))},
+        {static_cast<time_t>(number(r.f.at(6))), static_cast<long>(number(r.f.at(7)))}};
+    if (::chmod(proc.c_str(), mode & 07777) != 0 || ::utimensat(AT_FDCWD, proc.c_str(), times, 0)) {
+      return -errno;
+    }
+    return 0;
+  }
+
+  int undo_xattr(const Record& r) {
+    UniqueFd fd;
+    if (int rc = open_handle(r.f.at(0), &fd); rc < 0) return rc;
+    std::string name;
+    unhex(r.f.at(1), &name);
+    const ProcPath proc(fd.get());
+    if (r.f.at(2) == "0") {
+      return ::removexattr(proc.c_str(), name.c_str()) == 0 || errno == ENODATA ? 0 : -errno;
+    }
+    std::string value(number(r.f.at(4)), '\0');
+    const ssize_t n =
+        ::pread(blobs_.get(), value.data(), value.size(), static_cast<off_t>(number(r.f.at(3))));
+    if (n != static_cast<ssize_t>(value.size())) return n < 0 ? -errno : -EIO;
+    return ::setxattr(proc.c_str(), name.c_str(), value.data(), value.size(), 0) == 0 ? 0 : -errno;
+  }
+
+  int undo_create(const Record& r) {
     UniqueFd dir;
     if (int rc = open_handle(r.f.at(0), &dir); rc < 0) return rc;
     std::string name;
@@ -261,12 +447,11 @@ class Undo {
     return 0;
   }
 
-  int undo_remove(const Record& r, std::string* line) {
+  int undo_remove(const Record& r) {
     UniqueFd dir;
     if (int rc = open_handle(r.f.at(0), &dir); rc < 0) return rc;
     std::string name;
     unhex(r.f.at(1), &name);
-    *line = describe(r);
     if (r.f.at(2) == "-") {
       const mode_t mode = static_cast<mode_t>(std::stoul(r.f.at(3), nullptr, 8));
       if (::mkdirat(dir.get(), name.c_str(), mode & 07777) != 0) return -errno;
@@ -279,7 +464,7 @@ class Undo {
     return 0;
   }
 
-  int undo_rename(const Record& r, std::string* line) {
+  int undo_rename(const Record& r) {
     UniqueFd d1;
     UniqueFd d2;
     if (int rc = open_handle(r.f.at(0), &d1); rc < 0) return rc;
@@ -288,7 +473,6 @@ class Undo {
     std::string n2;
     unhex(r.f.at(1), &n1);
     unhex(r.f.at(3), &n2);
-    *line = describe(r);
     const unsigned flags = static_cast<unsigned>(number(r.f.at(5)));
     if (::renameat2(d2.get(), n2.c_str(), d1.get(), n1.c_str(), flags & RENAME_EXCHANGE) != 0) {
       return -errno;
@@ -304,8 +488,11 @@ class Undo {
 
   const int root_;
   const BackingHandles& handles_;
+  const CrashPlan plan_;
+  std::mt19937_64 rng_;
   UniqueFd blobs_;
   UniqueFd parked_;
+  std::map<std::string, Settled> files_;  // by file handle
 };
 
 void remove_tree(int parent, const char* name) noexcept {
@@ -327,19 +514,87 @@ void remove_tree(int parent, const char* name) noexcept {
   ::unlinkat(parent, name, AT_REMOVEDIR);
 }
 
-std::string report_text(const RollbackReport& r, CrashKeep keep) {
-  std::string out = fmt::format("crash: {} change(s) not durable yet, {}\n",
-                                r.undone.size() + r.kept.size() + r.errors.size(),
-                                keep == CrashKeep::kAll ? "all kept" : "undone");
+std::string report_text(const RollbackReport& r, const CrashPlan& plan) {
+  const char* what = plan.keep == CrashKeep::kAll      ? "all kept"
+                     : plan.keep == CrashKeep::kRandom ? "a random subset kept"
+                                                       : "all undone";
+  std::string out =
+      fmt::format("crash: {} change(s) not durable yet, {}",
+                  r.undone.size() + r.kept.size() + r.torn.size() + r.errors.size(), what);
+  if (plan.keep == CrashKeep::kRandom) {
+    out += fmt::format(" (seed {}{})", plan.seed, plan.tear ? ", writes torn" : "");
+  }
+  out += "\n";
   for (const auto& l : r.undone) out += "undone: " + l + "\n";
   for (const auto& l : r.kept) out += "kept: " + l + "\n";
+  for (const auto& l : r.torn) out += "torn: " + l + "\n";
   for (const auto& l : r.errors) out += "error: " + l + "\n";
   return out;
 }
 
 }  // namespace
 
-int roll_back(int root_fd, CrashKeep keep, RollbackReport* report) {
+std::string CrashPlan::text() const {
+  switch (keep) {
+    case CrashKeep::kAll:
+      return "keep=all";
+    case CrashKeep::kRandom:
+      return fmt::format("keep=random seed={}{}", seed, tear ? " tear=1" : "");
+    default:
+      return "keep=none";
+  }
+}
+
+std::optional<CrashPlan> CrashPlan::parse(std::string_view text, std::string* why) {
+  CrashPlan plan;
+  std::istringstream words{std::string(text)};
+  for (std::string w; words >> w;) {
+    const size_t eq = w.find('=');
+    const std::string key = w.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : w.substr(eq + 1);
+    if (key == "keep" && (value == "none" || value == "all" || value == "random")) {
+      plan.keep = value == "all"      ? CrashKeep::kAll
+                  : value == "random" ? CrashKeep::kRandom
+                                      : CrashKeep::kNone;
+    } else if (key == "keep") {
+      *why = fmt::format("bad value '{}' for keep (expected none|all|random)", value);
+      return std::nullopt;
+    } else if (key == "seed") {
+      uint64_t v = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (value.empty() || ec != std::errc() || p != value.data() + value.size()) {
+        *why = fmt::format("bad seed '{}' (expected a number)", value);
+        return std::nullopt;
+      }
+      plan.seed = v;
+    } else if (key == "tear" && (value == "1" || value == "0")) {
+      plan.tear = value == "1";
+    } else {
+      *why = fmt::format("unknown crash setting '{}'", w);
+      return std::nullopt;
+    }
+  }
+  if (plan.tear && plan.keep != CrashKeep::kRandom) {
+    *why = "tearing writes needs keep=random (what else would decide which sectors are kept?)";
+    return std::nullopt;
+  }
+  return plan;
+}
+
+int request_crash(int dir_fd, const CrashPlan& plan) noexcept {
+  return guarded([&] {
+    const std::string text = plan.text();
+    UniqueFd fd(
+        ::openat(dir_fd, kCrashRequestFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) return -errno;
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      return errno != 0 ? -errno : -EIO;
+    }
+    return 0;
+  });
+}
+
+int roll_back(int root_fd, const CrashPlan& plan, RollbackReport* report) {
   return guarded([&] {
     const std::string name(kCrashsimDir);
     std::string why;
@@ -353,21 +608,8 @@ int roll_back(int root_fd, CrashKeep keep, RollbackReport* report) {
     std::vector<Record> records;
     if (int rc = read_journal(dir.get(), &records); rc < 0) return rc;
     std::vector<const Record*> todo = live(records, &report->durable);
-    Undo undo(root_fd, dir.get(), handles);
-    for (auto it = todo.rbegin(); it != todo.rend(); ++it) {
-      const Record& r = **it;
-      if (keep == CrashKeep::kAll) {
-        report->kept.push_back(undo.describe(r));
-        continue;
-      }
-      std::string line;
-      if (int rc = undo.run(r, &line); rc < 0) {
-        report->errors.push_back(
-            fmt::format("{}: {}", line.empty() ? undo.describe(r) : line, std::strerror(-rc)));
-      } else {
-        report->undone.push_back(line);
-      }
-    }
+    Undo undo(root_fd, dir.get(), handles, plan);
+    for (auto it = todo.rbegin(); it != todo.rend(); ++it) undo.process(**it, report);
     ::unlinkat(dir.get(), "journal", 0);
     ::unlinkat(dir.get(), "preimages", 0);
     remove_tree(dir.get(), "parked");
@@ -400,21 +642,25 @@ void end_crashsim(int root_fd, spdlog::logger& log) noexcept {
     const std::string name(kCrashsimDir);
     UniqueFd dir(::openat(root_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir) return 0;
-    char want[16] = {};
+    char want[128] = {};
     UniqueFd request(::openat(dir.get(), kCrashRequestFile, O_RDONLY | O_CLOEXEC));
     if (!request || ::read(request.get(), want, sizeof want - 1) < 0) {
       dir.reset();
       remove_tree(root_fd, name.c_str());
       return 0;
     }
-    const CrashKeep keep =
-        std::string_view(want).starts_with("all") ? CrashKeep::kAll : CrashKeep::kNone;
+    std::string why;
+    std::optional<CrashPlan> plan = CrashPlan::parse(want, &why);
+    if (!plan) {
+      log.error("crash: bad request '{}' ({}): every change no sync covered is undone", want, why);
+      plan = CrashPlan{};
+    }
     RollbackReport report;
-    const int rc = roll_back(root_fd, keep, &report);
-    std::string text = report_text(report, keep);
+    const int rc = roll_back(root_fd, *plan, &report);
+    std::string text = report_text(report, *plan);
     if (rc < 0) text += fmt::format("error: rollback stopped: {}\n", std::strerror(-rc));
-    log.warn("crash: {} undone, {} kept, {} failed", report.undone.size(), report.kept.size(),
-             report.errors.size());
+    log.warn("crash: {} undone, {} kept, {} torn, {} failed", report.undone.size(),
+             report.kept.size(), report.torn.size(), report.errors.size());
     ::unlinkat(dir.get(), kCrashRequestFile, 0);
     UniqueFd out(
         ::openat(dir.get(), kCrashReportFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

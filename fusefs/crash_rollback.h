@@ -5,7 +5,10 @@
 // the tree as it was right after its own change. Run by the daemon of a mount that
 // `fsysfs crash` cut off, once nothing else touches BACKING.
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace spdlog {
@@ -15,25 +18,44 @@ class logger;
 namespace fsysfs::fusefs {
 
 enum class CrashKeep {
-  kNone,  // every change no sync covered is lost (the default)
-  kAll,   // nothing is lost: as if the cache had reached the disk
+  kNone,    // every change no sync covered is lost (the default)
+  kAll,     // nothing is lost: as if the cache had reached the disk
+  kRandom,  // a seeded random subset is kept, in any order, as a volatile disk cache may
 };
+
+// Which crash state to roll back to. As text (the request file, crash rules):
+// "keep=none", "keep=random seed=42 tear=1".
+struct CrashPlan {
+  CrashKeep keep = CrashKeep::kNone;
+  uint64_t seed = 0;  // for kRandom
+  bool tear = false;  // kRandom only: a write may be kept in part, sector by sector
+  std::string text() const;
+  // nullopt with the reason in `why` for text that is not a plan.
+  static std::optional<CrashPlan> parse(std::string_view text, std::string* why);
+};
+// The piece a torn write is kept or lost in.
+inline constexpr uint64_t kTearSector = 512;
 
 struct RollbackReport {
   size_t durable = 0;               // records a sync covered
   std::vector<std::string> undone;  // one line per change undone, newest first
   std::vector<std::string> kept;    // one line per change kept although not durable
+  std::vector<std::string> torn;    // one line per write kept in part (--tear)
   std::vector<std::string> errors;  // changes that could not be undone, and why
 };
 
 // Rolls back the tree of `root_fd` (the backing root) per its .fsysfs-crashsim journal,
 // then removes that directory. Returns 0, or -errno when there is no journal to read or
 // no file handle can be opened (the report then says why).
-int roll_back(int root_fd, CrashKeep keep, RollbackReport* report);
+int roll_back(int root_fd, const CrashPlan& plan, RollbackReport* report);
 
 // Files in BACKING/.fsysfs-crashsim that `fsysfs crash` and the daemon pass each other.
-inline constexpr const char* kCrashRequestFile = "crash";  // "none" or "all": roll back
+inline constexpr const char* kCrashRequestFile = "crash";  // a CrashPlan's text: roll back
 inline constexpr const char* kCrashReportFile = "report";  // what the rollback did
+
+// Leaves the request that makes end_crashsim roll back: `dir` is .fsysfs-crashsim.
+// 0 or -errno.
+int request_crash(int dir_fd, const CrashPlan& plan) noexcept;
 
 // Called once a crashsim mount serves no more requests and its engine is drained: when
 // `fsysfs crash` left its request, rolls back and leaves the report (the command reads it

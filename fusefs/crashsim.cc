@@ -1,6 +1,7 @@
 #include "fusefs/crashsim.h"
 
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -40,6 +41,10 @@ void empty_dir(int dir) noexcept {
 }
 
 }  // namespace
+
+ChangeTicket::~ChangeTicket() {
+  if (cs_ != nullptr && ticket_ != 0) cs_->changed(ticket_);
+}
 
 std::string handle_text(const BackingHandle& h) {
   return fmt::format("{}:{}", h.type, hex({reinterpret_cast<const char*>(h.bytes.data()), h.size}));
@@ -106,6 +111,16 @@ int CrashSim::append(const std::string& line) noexcept {
   return n < 0 ? -errno : -EIO;
 }
 
+int64_t CrashSim::save_bytes(std::string_view bytes) noexcept {
+  const uint64_t at = blob_end_;
+  if (::pwrite(blobs_.get(), bytes.data(), bytes.size(), static_cast<off_t>(at)) !=
+      static_cast<ssize_t>(bytes.size())) {
+    return errno != 0 ? -errno : -EIO;
+  }
+  blob_end_ += bytes.size();
+  return static_cast<int64_t>(at);
+}
+
 int64_t CrashSim::save_preimage(int fd, uint64_t off, uint64_t len) noexcept {
   const uint64_t at = blob_end_;
   loff_t in = static_cast<loff_t>(off);
@@ -158,14 +173,68 @@ int CrashSim::record_data(int path_fd, uint64_t off, uint64_t len, bool is_write
     const int64_t blob = save_preimage(fd.get(), off, saved);
     if (blob < 0) return static_cast<int>(blob);
     const uint64_t seq = next_seq_++;
-    const std::string line =
-        is_write ? fmt::format("W {} {} {} {} {} {} {}\n", seq, h, off, len, size, blob, saved)
-                 : fmt::format("T {} {} {} {} {}\n", seq, h, size, blob, saved);
-    if (int rc = append(line); rc < 0) return rc;
-    data_[h].push_back(seq);
-    in_flight_.emplace(seq, h);
-    *ticket = seq;
-    return 0;
+    return track(h, seq,
+                 is_write
+                     ? fmt::format("W {} {} {} {} {} {} {}\n", seq, h, off, len, size, blob, saved)
+                     : fmt::format("T {} {} {} {} {}\n", seq, h, size, blob, saved),
+                 ticket);
+  });
+}
+
+int CrashSim::track(const std::string& h, uint64_t seq, const std::string& line, uint64_t* ticket) {
+  if (int rc = append(line); rc < 0) return rc;
+  data_[h].push_back(seq);
+  in_flight_.emplace(seq, h);
+  *ticket = seq;
+  return 0;
+}
+
+int CrashSim::before_attr(int path_fd, uint64_t* ticket) noexcept {
+  return guarded([&] {
+    const std::string h = handle_of(path_fd);
+    if (h.empty()) return -EIO;
+    struct stat st;
+    if (::fstatat(path_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+    std::lock_guard lock(mu_);
+    const uint64_t seq = next_seq_++;
+    return track(
+        h, seq,
+        fmt::format("A {} {} {:o} {} {} {} {} {} {}\n", seq, h, st.st_mode, st.st_uid, st.st_gid,
+                    st.st_atim.tv_sec, st.st_atim.tv_nsec, st.st_mtim.tv_sec, st.st_mtim.tv_nsec),
+        ticket);
+  });
+}
+
+int CrashSim::before_xattr(int path_fd, const char* name, uint64_t* ticket) noexcept {
+  return guarded([&] {
+    const std::string h = handle_of(path_fd);
+    if (h.empty()) return -EIO;
+    const ProcPath proc(path_fd);
+    std::string value;
+    bool had = false;
+    for (;;) {
+      const ssize_t n = ::getxattr(proc.c_str(), name, nullptr, 0);
+      if (n < 0) {
+        if (errno == ENODATA) break;
+        return -errno;
+      }
+      value.resize(static_cast<size_t>(n));
+      const ssize_t m = ::getxattr(proc.c_str(), name, value.data(), value.size());
+      if (m >= 0) {
+        value.resize(static_cast<size_t>(m));
+        had = true;
+        break;
+      }
+      if (errno != ERANGE) return -errno;  // ERANGE: it grew meanwhile; ask again
+    }
+    std::lock_guard lock(mu_);
+    const int64_t blob = save_bytes(value);
+    if (blob < 0) return static_cast<int>(blob);
+    const uint64_t seq = next_seq_++;
+    return track(
+        h, seq,
+        fmt::format("Y {} {} {} {} {} {}\n", seq, h, hex(name), had ? 1 : 0, blob, value.size()),
+        ticket);
   });
 }
 
@@ -293,6 +362,12 @@ void CrashSim::dir_synced(int dir_fd, uint64_t seq) noexcept {
       } else {
         ++it;
       }
+    }
+    if (auto it = data_.find(d); it != data_.end()) {
+      const size_t before = it->second.size();
+      std::erase_if(it->second, [seq](uint64_t s) { return s < seq; });
+      covered |= it->second.size() != before;
+      if (it->second.empty()) data_.erase(it);
     }
     if (covered) append(fmt::format("D {} {}\n", seq, d));
     reclaim();

@@ -6,7 +6,9 @@
 //   - a file's data and size are durable once an fsync or fdatasync of it succeeded (or a
 //     durable write: strict mode, O_DSYNC/O_SYNC);
 //   - a name (created, removed, renamed, replaced) once an fsync of its directory
-//     succeeded (both directories, for a rename).
+//     succeeded (both directories, for a rename);
+//   - attributes (mode, owner, times) and extended attributes once an fsync of the file
+//     (a directory: of itself) succeeded.
 // `fsysfs crash` then cuts the mount off and rolls BACKING back (crash_rollback.h).
 //
 // The undo state lives in BACKING, not in memory, so that it is there whatever happens
@@ -27,7 +29,12 @@
 //   X seq dir name park mode uid gid       a name removed: the file parked as `park` (a
 //                                          number), or "-" for a directory of that mode
 //   R seq dir1 name1 dir2 name2 park flags a rename; `park` holds the file it replaced
-//   D seq dir                              directory synced: names in it before seq durable
+//   A seq file mode uid gid as an am ms mn  the attributes before a chmod, chown or utimes
+//                                          (mode in octal; access and modify times)
+//   Y seq file name had blob_off len       an extended attribute before it was set or
+//                                          removed: had 0 (none) or 1, its value at blob_off
+//   D seq dir                              directory synced: names in it, and its own
+//                                          attributes, before seq are durable
 //   K seq                                  the removal or rename `seq` failed: not undone
 //
 // Thread safety: every member function may be called from any thread.
@@ -52,6 +59,26 @@ namespace fsysfs::fusefs {
 // The reserved directory's name in the backing root; hidden from the mount.
 inline constexpr std::string_view kCrashsimDir = ".fsysfs-crashsim";
 
+class CrashSim;
+
+// Closes a change's ticket (CrashSim::changed) when it goes out of scope.
+class ChangeTicket {
+ public:
+  ChangeTicket() = default;
+  ChangeTicket(const ChangeTicket&) = delete;
+  ChangeTicket& operator=(const ChangeTicket&) = delete;
+  ~ChangeTicket();
+  // Where the CrashSim call writes the ticket; `cs` is the one that issues it.
+  uint64_t* issue(CrashSim* cs) noexcept {
+    cs_ = cs;
+    return &ticket_;
+  }
+
+ private:
+  CrashSim* cs_ = nullptr;
+  uint64_t ticket_ = 0;
+};
+
 // A handle as the journal writes it: "type:hex".
 std::string handle_text(const BackingHandle& h);
 
@@ -74,6 +101,11 @@ class CrashSim {
   int before_write(int path_fd, uint64_t off, uint64_t len, uint64_t* ticket) noexcept;
   // Before the file's size becomes `new_size` (truncate, O_TRUNC).
   int before_truncate(int path_fd, uint64_t new_size, uint64_t* ticket) noexcept;
+  // Before a chmod, chown or utimes of the inode.
+  int before_attr(int path_fd, uint64_t* ticket) noexcept;
+  // Before the extended attribute `name` is set or removed.
+  int before_xattr(int path_fd, const char* name, uint64_t* ticket) noexcept;
+  // The change `ticket` names was made, or failed (its record then restores what is there).
   void changed(uint64_t ticket) noexcept;
   // A sync of the file that started at sync_point() `seq` succeeded; it also covers the
   // change `also` (a ticket, 0 for none): a durable write's own.
@@ -108,8 +140,13 @@ class CrashSim {
   // Records a W (is_write) or T line for a change of [off, off + len) or of the size to off.
   int record_data(int path_fd, uint64_t off, uint64_t len, bool is_write,
                   uint64_t* ticket) noexcept;
+  // Under mu_: appends a line for a change of the file `h`; its sequence number is the
+  // ticket, open until changed().
+  int track(const std::string& h, uint64_t seq, const std::string& line, uint64_t* ticket);
   // Under mu_: appends one journal line; -errno on failure.
   int append(const std::string& line) noexcept;
+  // Under mu_: appends `bytes` to the pre-image file; their offset, or -errno.
+  int64_t save_bytes(std::string_view bytes) noexcept;
   // Under mu_: appends bytes to the pre-image file; their offset, or -errno.
   int64_t save_preimage(int fd, uint64_t off, uint64_t len) noexcept;
   // Under mu_: drops what no record needs any more.
@@ -123,7 +160,7 @@ class CrashSim {
   UniqueFd dir_, journal_, blobs_, parked_;  // guarded by mu_
   uint64_t next_seq_ = 1;
   uint64_t blob_end_ = 0;
-  // Data records not yet synced, per file handle: their sequence numbers.
+  // Data and attribute records not yet synced, per file handle: their sequence numbers.
   std::unordered_map<std::string, std::vector<uint64_t>> data_;
   // Data changes being made: ticket (sequence number) -> file handle.
   std::map<uint64_t, std::string> in_flight_;

@@ -95,6 +95,8 @@ std::variant<FaultRule, std::string> parse_fault_rule(std::string_view text) {
   FaultRule rule;
   rule.text = std::string(text);
   std::string_view rest = text;
+  std::string plan_text;  // keep=, seed=, tear= of a crash rule
+  uint64_t count = 0;
   while (!rest.empty()) {
     size_t comma = rest.find(',');
     std::string_view item = rest.substr(0, comma);
@@ -129,7 +131,14 @@ std::variant<FaultRule, std::string> parse_fault_rule(std::string_view text) {
       auto n = parse_u64(value);
       if (!n || *n == 0 || *n > (1ull << 62))
         return fmt::format("bad count '{}' (a positive integer)", value);
-      rule.remaining = static_cast<int64_t>(*n);
+      count = *n;
+    } else if (key == "crash") {
+      if (value != "before" && value != "after") {
+        return fmt::format("bad crash '{}' (expected before or after)", value);
+      }
+      rule.crash = value == "before" ? CrashPoint::kBefore : CrashPoint::kAfter;
+    } else if (key == "keep" || key == "seed" || key == "tear") {
+      plan_text += fmt::format(" {}={}", key, value);
     } else if (key == "probability") {
       double p = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
@@ -140,11 +149,29 @@ std::variant<FaultRule, std::string> parse_fault_rule(std::string_view text) {
       rule.probability = p;
     } else {
       return fmt::format(
-          "unknown key '{}' (expected op, path, errno, delay_ms, count, probability)", key);
+          "unknown key '{}' (expected op, path, errno, delay_ms, count, probability, crash, "
+          "keep, seed, tear)",
+          key);
     }
   }
   if (rule.ops == 0) return "a rule needs op=OPERATION";
-  if (rule.error == 0 && rule.delay_ms == 0) return "a rule needs errno=E... or delay_ms=N";
+  if (rule.crash == CrashPoint::kNone) {
+    if (!plan_text.empty()) return "keep, seed and tear belong to a crash rule (crash=after)";
+    if (rule.error == 0 && rule.delay_ms == 0) {
+      return "a rule needs errno=E..., delay_ms=N or crash=before|after";
+    }
+    if (count > 0) rule.remaining = static_cast<int64_t>(count);
+    return rule;
+  }
+  if (rule.error != 0 || rule.delay_ms != 0) {
+    return "a crash rule cuts the mount off: it takes no errno or delay_ms";
+  }
+  std::string why;
+  std::optional<CrashPlan> plan = CrashPlan::parse(plan_text, &why);
+  if (!plan) return why;
+  rule.plan = *plan;
+  rule.remaining = 1;
+  rule.skip = count > 0 ? static_cast<int64_t>(count) - 1 : 0;
   return rule;
 }
 
@@ -175,9 +202,13 @@ std::optional<Faults::Hit> Faults::match(FaultOp op, const std::string& path) {
         std::uniform_real_distribution<double>(0.0, 1.0)(rng_) >= rule.probability) {
       continue;
     }
+    if (rule.skip > 0) {
+      --rule.skip;
+      continue;
+    }
     ++rule.hits;
     if (rule.remaining > 0 && --rule.remaining == 0) rearm();
-    return Hit{rule.error, rule.delay_ms};
+    return Hit{rule.error, rule.delay_ms, rule.crash, rule.plan};
   }
   return std::nullopt;
 }

@@ -7,6 +7,12 @@
 //   op=fsync|fdatasync,path=/db/*.wal,errno=EIO,count=1
 //   op=write,errno=ENOSPC,probability=0.1
 //   op=rename,delay_ms=200
+//   op=fsync,path=*.wal,count=3,crash=after     (crashsim mounts: a crash point)
+//
+// A crash rule fires once, at the count-th matching request: the mount is cut off as
+// `fsysfs crash` would, before that request is made (crash=before) or once it has
+// reached BACKING, its reply lost (crash=after); keep=, seed= and tear= choose the crash
+// state (crash_rollback.h).
 //
 // Injected errors are answered through the same reply path as errors from the backing fs.
 //
@@ -21,6 +27,8 @@
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include "fusefs/crash_rollback.h"
 
 namespace fsysfs::fusefs {
 
@@ -44,6 +52,8 @@ enum class FaultOp : uint8_t {
 };
 std::string_view fault_op_name(FaultOp op) noexcept;
 
+enum class CrashPoint : uint8_t { kNone, kBefore, kAfter };
+
 struct FaultRule {
   std::string text;        // as given, for listing
   uint32_t ops = 0;        // bit per FaultOp
@@ -53,6 +63,9 @@ struct FaultRule {
   int64_t remaining = -1;  // firings left; -1: unlimited
   double probability = 1.0;
   uint64_t hits = 0;
+  CrashPoint crash = CrashPoint::kNone;
+  int64_t skip = 0;  // a crash rule's matches to let pass first
+  CrashPlan plan;    // a crash rule's crash state
 };
 
 // Parses a rule; on failure, a message naming the bad part.
@@ -67,6 +80,8 @@ class Faults {
   struct Hit {
     int error = 0;
     uint32_t delay_ms = 0;
+    CrashPoint crash = CrashPoint::kNone;
+    CrashPlan plan;
   };
 
   void add(FaultRule rule);

@@ -21,6 +21,7 @@
 #include "engine/log.h"
 #include "engine/nvme.h"
 #include "fusefs/blocking_pool.h"
+#include "fusefs/crash_rollback.h"
 #include "fusefs/crashsim.h"
 #include "fusefs/transport/uring_transport.h"
 
@@ -243,6 +244,9 @@ int Filesystem::watch_mount() noexcept {
       return -ENOENT;
     }
     mount_id_ = found->id;
+    if (size_t colon = found->device.find(':'); colon != std::string::npos) {
+      connection_ = std::stoi(found->device.substr(colon + 1));
+    }
     const MountFlags flags = flags_of(*found);
     log_->info("mount flags {}", to_string(flags));
     apply_mount_flags(flags);
@@ -497,15 +501,46 @@ std::string Filesystem::path_of(const Inode& inode, const char* name) const {
 }
 
 int Filesystem::inject(FaultOp op, const Inode& inode, const char* name) noexcept {
+  if (crashsim_) {
+    if (crashed_.load(std::memory_order_acquire)) return EIO;
+    crash_ops_.fetch_add(1, std::memory_order_relaxed);
+  }
   if (!faults_.armed(op)) return 0;
   return guarded([&] {
     auto hit = faults_.match(op, path_of(inode, name));
     if (!hit) return 0;
     stats_.count(SyncEvent::kFault);
+    if (hit->crash != CrashPoint::kNone) {
+      log_->warn("crash point: {} {} ({} it is made)", fault_op_name(op), path_of(inode, name),
+                 hit->crash == CrashPoint::kBefore ? "before" : "after");
+      crash_now(hit->plan);
+      return hit->crash == CrashPoint::kBefore ? EIO : 0;
+    }
     log_->debug("fault: {} {} -> delay {} ms, errno {}", fault_op_name(op), path_of(inode, name),
                 hit->delay_ms, hit->error);
     if (hit->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hit->delay_ms));
     return hit->error;
+  });
+}
+
+void Filesystem::crash_now(const CrashPlan& plan) noexcept {
+  if (crashed_.exchange(true, std::memory_order_acq_rel)) return;
+  guarded([&] {
+    const std::string dir_name(kCrashsimDir);
+    UniqueFd dir(::openat(inodes_.root().fd.get(), dir_name.c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    const int rc = dir ? request_crash(dir.get(), plan) : -errno;
+    if (rc < 0) {
+      log_->error("crash point: cannot leave the crash request: {}", std::strerror(-rc));
+    }
+    // The same cut as `fsysfs crash`: the kernel ends every request and sends no more.
+    const std::string abort_file = fmt::format("/sys/fs/fuse/connections/{}/abort", connection_);
+    UniqueFd fd(::open(abort_file.c_str(), O_WRONLY | O_CLOEXEC));
+    if (connection_ < 0 || !fd || ::write(fd.get(), "1", 1) != 1) {
+      log_->error("crash point: cannot abort the connection through {}: {}", abort_file,
+                  std::strerror(errno));
+    }
+    return 0;
   });
 }
 

@@ -122,8 +122,13 @@ class Filesystem {
   int create_flags() const noexcept;
 
   // Applies a fault rule for `op` on `inode` (or its entry `name`), if one fires: sleeps
-  // its delay, counts it, and returns its errno (0: carry on).
+  // its delay, counts it, and returns its errno (0: carry on). A crash rule cuts the mount
+  // off (crash_now); once cut off, every request counted here is refused with EIO.
   int inject(FaultOp op, const Inode& inode, const char* name = nullptr) noexcept;
+  // Cuts the mount off as `fsysfs crash` does, leaving `plan` for the rollback.
+  void crash_now(const CrashPlan& plan) noexcept;
+  // The requests crash rules count (those inject sees), on a crashsim mount.
+  uint64_t crash_ops() const noexcept { return crash_ops_.load(std::memory_order_relaxed); }
   // "/dir/file" inside the mount, for fault rules and logs.
   std::string path_of(const Inode& inode, const char* name = nullptr) const;
 
@@ -218,6 +223,8 @@ class Filesystem {
   std::atomic<UringTransport*> transport_{nullptr};
   std::unique_ptr<BlockingPool> blocking_;  // created before the transport starts
   std::atomic<bool> transport_failed_{false};
+  std::atomic<uint64_t> crash_ops_{0};
+  std::atomic<bool> crashed_{false};
   mutable std::mutex transport_mu_;
   std::string transport_why_;  // guarded by transport_mu_: why /dev/fuse carries requests
   std::atomic<bool> writeback_{false};
@@ -235,7 +242,8 @@ class Filesystem {
   // mountinfo_ is set once, by watch_mount, before requests are served.
   std::mutex mount_mu_;
   int mount_id_ = 0;
-  UniqueFd mountinfo_;  // /proc/self/mountinfo, polled for changes of the mount table
+  int connection_ = -1;  // the FUSE connection's number (the mount's minor), for crash_now
+  UniqueFd mountinfo_;   // /proc/self/mountinfo, polled for changes of the mount table
   // The strictatime view: a private, detached copy of BACKING's mount (open_tree) that
   // carries the FUSE mount's access time rule, and a directory on it for
   // open_by_handle_at. Made at the first need, kept until the Filesystem goes.

@@ -45,6 +45,11 @@ int do_setattr(fuse_req_t req, Inode& inode, const struct stat& attr, int to_set
   }
   const int ofd = fi != nullptr ? file_of(fi).fd() : -1;
   const ProcPath proc(inode.fd.get());
+  ChangeTicket attr_change;
+  if (CrashSim* cs = fs_of(req).crashsim();
+      cs != nullptr && (to_set & kChanges & ~FUSE_SET_ATTR_SIZE)) {
+    if (int rc = cs->before_attr(inode.fd.get(), attr_change.issue(cs)); rc < 0) return rc;
+  }
   if (to_set & FUSE_SET_ATTR_MODE) {
     int rc = ofd >= 0 ? ::fchmod(ofd, attr.st_mode) : ::chmod(proc.c_str(), attr.st_mode);
     if (rc != 0) return -errno;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fusefs/crashsim.h"
 #include "fusefs/creds.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/ops.h"
@@ -56,11 +57,22 @@ void reply_sized(fuse_req_t req, size_t size, Fn&& fn) noexcept {
   }
 }
 
+// crashsim: keeps the attribute's value so that a crash can give it back. 0 or -errno.
+int before_xattr_change(fuse_req_t req, Inode& inode, const char* name, ChangeTicket& change) {
+  CrashSim* cs = fs_of(req).crashsim();
+  return cs == nullptr ? 0 : cs->before_xattr(inode.fd.get(), name, change.issue(cs));
+}
+
 }  // namespace
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
   Inode& inode = fs_of(req).inode(ino);
+  ChangeTicket change;
+  if (int rc = before_xattr_change(req, inode, name, change); rc < 0) {
+    reply_err(req, -rc);
+    return;
+  }
   if (is_posix_acl(name)) {
     reply_err(req, -change_posix_acl(req, inode, [&](const char* path) {
                 return ::setxattr(path, name, value, size, flags);
@@ -95,6 +107,11 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
   Inode& inode = fs_of(req).inode(ino);
+  ChangeTicket change;
+  if (int rc = before_xattr_change(req, inode, name, change); rc < 0) {
+    reply_err(req, -rc);
+    return;
+  }
   if (is_posix_acl(name)) {
     reply_err(req, -change_posix_acl(req, inode,
                                      [&](const char* path) { return ::removexattr(path, name); }));

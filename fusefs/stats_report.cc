@@ -76,7 +76,8 @@ struct Report {
         transport(fs.transport_status()),
         ring_requests(fs.uring_transport() ? fs.uring_transport()->requests() : 0),
         crashsim(fs.crashsim() != nullptr),
-        crashsim_records(fs.crashsim() != nullptr ? fs.crashsim()->live_records() : 0) {}
+        crashsim_records(fs.crashsim() != nullptr ? fs.crashsim()->live_records() : 0),
+        crashsim_ops(fs.crash_ops()) {}
   const Config& config;
   Durability durability;
   DirSync dirsync;
@@ -94,6 +95,7 @@ struct Report {
   uint64_t ring_requests;
   bool crashsim;
   size_t crashsim_records;  // changes a crash would undo now
+  uint64_t crashsim_ops;    // requests crash rules count
 };
 
 constexpr std::pair<const char*, uint64_t engine::StatsSnapshot::*> kEngineCounters[] = {
@@ -196,7 +198,8 @@ std::string stats_json(Filesystem& fs) {
   o += fmt::format("\"mountpoint\":{},\"backing\":{},\"mount_flags\":\"{}\",\"pid\":{},",
                    json_string(r.config.mountpoint), json_string(r.config.backing),
                    to_string(r.mount_flags), ::getpid());
-  o += fmt::format("\"crashsim\":{},\"crashsim_records\":{},", r.crashsim, r.crashsim_records);
+  o += fmt::format("\"crashsim\":{},\"crashsim_records\":{},\"crashsim_ops\":{},", r.crashsim,
+                   r.crashsim_records, r.crashsim_ops);
   o += fmt::format("\"durability\":\"{}\",\"dirsync\":\"{}\",\"dirsync_active\":{},",
                    durability_name(r.durability), dirsync_name(r.dirsync), r.dirsync_on);
   o += fmt::format("\"writeback_cache\":{},\"suid_cleared_by\":\"{}\",", r.writeback,

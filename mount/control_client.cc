@@ -169,6 +169,14 @@ int run_inject(std::span<const std::string_view> args) {
     if (auto* why = std::get_if<std::string>(&parsed)) {
       throw Error(fmt::format("bad fault rule '{}': {}", args[1], *why));
     }
+    if (std::get<fusefs::FaultRule>(parsed).crash != fusefs::CrashPoint::kNone) {
+      try {
+        read_attr(args[0], attr::kCrash);
+      } catch (const Error&) {
+        throw Error(
+            fmt::format("{} is not a crashsim mount: a crash rule needs -o crashsim", args[0]));
+      }
+    }
     write_attr(args[0], attr::kInject, args[1], "adding the fault rule");
   }
   return 0;

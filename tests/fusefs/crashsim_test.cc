@@ -6,7 +6,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +19,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +81,58 @@ class CrashsimTest : public MountFixture {
   static bool exists(const std::string& path) {
     struct stat st;
     return ::lstat(path.c_str(), &st) == 0;
+  }
+  static mode_t mode_of(const std::string& path) {
+    struct stat st;
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    return st.st_mode & 07777;
+  }
+  static std::string xattr(const std::string& path, const char* name) {
+    char buf[256];
+    const ssize_t n = ::lgetxattr(path.c_str(), name, buf, sizeof buf);
+    return n < 0 ? "(none)" : std::string(buf, static_cast<size_t>(n));
+  }
+
+  // For a mount that a crash rule cut off: waits for its daemon to finish the rollback and
+  // returns the report it left in BACKING.
+  std::string await_self_crash() {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, daemon_, 0));
+    EXPECT_GE(pidfd, 0) << std::strerror(errno);
+    pollfd p{pidfd, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 120'000), 1) << "the daemon did not exit after the crash point";
+    ::close(pidfd);
+    int status = 0;
+    EXPECT_EQ(::waitpid(daemon_, &status, 0), daemon_);
+    daemon_ = -1;
+    if (is_mounted(mnt_, "fuse.fsysfs")) ::umount2(mnt_.c_str(), MNT_DETACH);
+    mounted_ = false;
+    const std::string dir = b(std::string(fusefs::kCrashsimDir));
+    std::string report = read_file(dir + "/report");
+    ::unlink((dir + "/report").c_str());
+    ::rmdir(dir.c_str());
+    return report;
+  }
+
+  // Every name under BACKING with its type, mode and contents, for comparing crash states.
+  std::map<std::string, std::string> snapshot() const {
+    std::map<std::string, std::string> out;
+    std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+      for (const std::string& name : list_dir(backing_ + rel)) {
+        if (name == "." || name == "..") continue;
+        const std::string path = backing_ + rel + "/" + name;
+        struct stat st;
+        if (::lstat(path.c_str(), &st) != 0) continue;
+        std::string& v = out[rel + "/" + name];
+        v = std::to_string(st.st_mode);
+        if (S_ISDIR(st.st_mode)) {
+          walk(rel + "/" + name);
+        } else if (S_ISREG(st.st_mode)) {
+          v += ":" + read_file(path);
+        }
+      }
+    };
+    walk("");
+    return out;
   }
 };
 
@@ -353,6 +413,186 @@ TEST_F(CrashsimTest, ACrashDuringHeavyIoLeavesOnlyWhatSyncsCovered) {
         << "w" << w << ": " << got.size() << " bytes, synced " << writers[w].synced.size()
         << ", pending " << writers[w].pending.size();
   }
+}
+
+TEST_F(CrashsimTest, ModeOwnerAndXattrChanges_AreLostUntilTheFileIsSynced) {
+  for (const char* name : {"lost", "synced"}) {
+    write_file(b(name), "x");
+    ASSERT_EQ(::chmod(b(name).c_str(), 0644), 0);
+    ASSERT_EQ(::setxattr(b(name).c_str(), "user.a", "old", 3, 0), 0) << std::strerror(errno);
+  }
+  ASSERT_EQ(::mkdir(b("dir").c_str(), 0755), 0);
+  for (const char* name : {"lost", "synced"}) {
+    ASSERT_EQ(::chmod(m(name).c_str(), 0600), 0);
+    ASSERT_EQ(::chown(m(name).c_str(), 1234, 1234), 0);
+    ASSERT_EQ(::setxattr(m(name).c_str(), "user.a", "new", 3, 0), 0);
+    ASSERT_EQ(::setxattr(m(name).c_str(), "user.b", "added", 5, 0), 0);
+  }
+  ASSERT_EQ(::chmod(m("dir").c_str(), 0700), 0);
+  sync_path(m("synced"));
+  crash();
+  EXPECT_EQ(mode_of(b("lost")), 0644u);
+  EXPECT_EQ(xattr(b("lost"), "user.a"), "old");
+  EXPECT_EQ(xattr(b("lost"), "user.b"), "(none)");
+  struct stat st;
+  ASSERT_EQ(::stat(b("lost").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(mode_of(b("dir")), 0755u);
+  EXPECT_EQ(mode_of(b("synced")), 0600u);
+  EXPECT_EQ(xattr(b("synced"), "user.a"), "new");
+  EXPECT_EQ(xattr(b("synced"), "user.b"), "added");
+  ASSERT_EQ(::stat(b("synced").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+}
+
+TEST_F(CrashsimTest, ADirectorysOwnModeSurvivesItsFsync) {
+  ASSERT_EQ(::mkdir(b("dir").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(m("dir").c_str(), 0700), 0);
+  sync_path(m("dir"));
+  crash();
+  EXPECT_EQ(mode_of(b("dir")), 0700u);
+}
+
+// A workload of data, size and name changes, none synced, the same on every run.
+class CrashsimRandomTest : public CrashsimTest {
+ protected:
+  void run_workload() {
+    for (int i = 0; i < 6; ++i) write_file(b("f" + std::to_string(i)), std::string(3000, 'o'));
+    mount();
+    for (int i = 0; i < 6; ++i) {
+      const std::string f = m("f" + std::to_string(i));
+      write_at(f, std::string(1000, static_cast<char>('a' + i)), 500 * i);
+      write_at(f, "tail", 3000 + i);
+    }
+    ASSERT_EQ(::truncate(m("f2").c_str(), 100), 0);
+    ASSERT_EQ(::rename(m("f3").c_str(), m("g3").c_str()), 0);
+    ASSERT_EQ(::unlink(m("f4").c_str()), 0);
+    ASSERT_EQ(::mkdir(m("d").c_str(), 0755), 0);
+    write_at(m("d/new"), "new", 0);
+  }
+  // Runs the workload on a fresh BACKING and crashes with `args`; BACKING's state after.
+  std::map<std::string, std::string> crash_state(std::vector<std::string> args) {
+    if (mounted_) unmount();
+    for (const auto& [name, _] : snapshot()) {
+      if (name.find('/', 1) == std::string::npos) {
+        std::system(("rm -rf '" + backing_ + name + "'").c_str());
+      }
+    }
+    run_workload();
+    report_ = crash(std::move(args));
+    return snapshot();
+  }
+  std::string report_;
+};
+
+TEST_F(CrashsimRandomTest, KeepRandom_TheSameSeedGivesTheSameState) {
+  const auto none = crash_state({});
+  const auto all = crash_state({"--keep", "all"});
+  ASSERT_NE(none, all);
+  const auto first = crash_state({"--keep", "random", "--seed", "42"});
+  const std::string first_report = report_;
+  EXPECT_NE(first_report.find("a random subset kept (seed 42)"), std::string::npos) << first_report;
+  EXPECT_EQ(crash_state({"--keep", "random", "--seed", "42"}), first);
+  EXPECT_EQ(report_, first_report);
+  // Other seeds reach other states: neither all lost nor all kept every time.
+  std::set<std::map<std::string, std::string>> states;
+  for (int seed = 1; seed <= 6; ++seed) {
+    states.insert(crash_state({"--keep", "random", "--seed", std::to_string(seed)}));
+  }
+  states.erase(none);
+  states.erase(all);
+  EXPECT_GE(states.size(), 2u);
+}
+
+TEST_F(CrashsimTest, Tear_KeepsAWriteInWholeSectors) {
+  const std::string before(8192, 'o');
+  const std::string after(8192, 'N');
+  bool torn = false;
+  for (int seed = 1; seed <= 5 && !torn; ++seed) {
+    write_file(b("f"), before);
+    if (!mounted_) mount();
+    write_at(m("f"), after, 0);
+    const std::string report =
+        crash({"--keep", "random", "--seed", std::to_string(seed), "--tear"});
+    const std::string got = read_file(b("f"));
+    ASSERT_EQ(got.size(), before.size());
+    std::set<char> kinds;
+    for (size_t s = 0; s < got.size(); s += 512) {
+      const std::string sector = got.substr(s, 512);
+      ASSERT_TRUE(sector == before.substr(0, 512) || sector == after.substr(0, 512))
+          << "sector " << s / 512 << " is neither the old nor the new bytes";
+      kinds.insert(sector[0]);
+    }
+    if (kinds.size() == 2) {
+      torn = true;
+      EXPECT_NE(report.find("torn: write of 8192 bytes at 0 to /f: "), std::string::npos) << report;
+    }
+  }
+  EXPECT_TRUE(torn) << "no seed of five tore the write";
+}
+
+TEST_F(CrashsimTest, CrashBadArguments) {
+  CommandResult r = run_fsysfs(base_, {"crash", mnt_, "--tear"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("tearing writes needs keep=random"), std::string::npos) << r.err;
+  r = run_fsysfs(base_, {"crash", mnt_, "--keep", "some"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("bad value 'some' for keep (expected none|all|random)"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(is_mounted(mnt_, "fuse.fsysfs"));
+}
+
+// A crash point: the mount cuts itself off at the second fsync of /f, after it reached
+// BACKING (its bytes are durable, its reply lost) or before (they are not).
+class CrashPointTest : public CrashsimTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(CrashPointTest, AtTheSecondFsync) {
+  const bool after = std::string(GetParam()) == "after";
+  write_file(b("f"), "old");
+  write_file(b("other"), "x");
+  sync_path(m("other"));  // not /f: not counted
+  CommandResult r = run_fsysfs(
+      base_, {"inject", mnt_, std::string("op=fsync,path=/f,count=2,crash=") + GetParam()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_fsysfs(base_, {"stats", mnt_, "--json"});
+  EXPECT_NE(r.out.find("\"crashsim_ops\":"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\"crashsim_ops\":0,"), std::string::npos) << r.out;
+  int fd = ::open(m("f").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "A", 1, 0), 1);
+  ASSERT_EQ(::fsync(fd), 0);
+  ASSERT_EQ(::pwrite(fd, "B", 1, 1), 1);
+  EXPECT_EQ(::fsync(fd), -1);
+  // The request the cut caught in flight is aborted; later ones find no connection.
+  EXPECT_TRUE(errno == ECONNABORTED || errno == ENOTCONN) << std::strerror(errno);
+  EXPECT_EQ(::pwrite(fd, "C", 1, 2), -1);
+  EXPECT_EQ(errno, ENOTCONN);
+  ::close(fd);
+  const std::string report = await_self_crash();
+  EXPECT_EQ(read_file(b("f")), after ? "ABd" : "Ald");
+  EXPECT_NE(report.find(after ? "crash: 0 change(s)" : "undone: write of 1 bytes at 1 to /f"),
+            std::string::npos)
+      << report;
+}
+
+INSTANTIATE_TEST_SUITE_P(BeforeAndAfter, CrashPointTest, ::testing::Values("before", "after"));
+
+TEST_F(MountFixture, CrashRulesAreCheckedAndNeedACrashsimMount) {
+  CommandResult r = run_fsysfs(base_, {"inject", mnt_, "op=fsync,crash=after"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err,
+            "fsysfs: " + mnt_ + " is not a crashsim mount: a crash rule needs -o crashsim\n");
+  r = run_fsysfs(base_, {"inject", mnt_, "op=fsync,crash=after,errno=EIO"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("a crash rule cuts the mount off: it takes no errno or delay_ms"),
+            std::string::npos)
+      << r.err;
+  r = run_fsysfs(base_, {"inject", mnt_, "op=fsync,keep=random"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("keep, seed and tear belong to a crash rule"), std::string::npos) << r.err;
+  r = run_fsysfs(base_, {"inject", mnt_, "op=fsync,crash=later"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("bad crash 'later' (expected before or after)"), std::string::npos) << r.err;
 }
 
 TEST_F(MountFixture, CrashRefusesAMountWithoutCrashsim) {

@@ -47,7 +47,7 @@ TEST(FaultRule, ParsesEveryKey) {
 }
 
 TEST(FaultRule, BadRulesSayWhatIsWrong) {
-  EXPECT_EQ(error_of("op=write"), "a rule needs errno=E... or delay_ms=N");
+  EXPECT_EQ(error_of("op=write"), "a rule needs errno=E..., delay_ms=N or crash=before|after");
   EXPECT_EQ(error_of("errno=EIO"), "a rule needs op=OPERATION");
   EXPECT_TRUE(error_of("op=teleport,errno=EIO").starts_with("unknown operation 'teleport'"));
   EXPECT_TRUE(error_of("op=write|teleport,errno=EIO").starts_with("unknown operation 'teleport'"));
@@ -81,6 +81,26 @@ TEST(Faults, MatchesOpAndGlob_CountsDown_Disarms) {
   EXPECT_EQ(rules[0].remaining, 0);
   faults.clear();
   EXPECT_TRUE(faults.rules().empty());
+}
+
+TEST(Faults, ACrashRuleFiresOnceAtTheNthMatch) {
+  Faults faults;
+  faults.add(rule("op=fsync,path=/f,count=3,crash=after,keep=random,seed=9,tear=1"));
+  EXPECT_FALSE(faults.match(FaultOp::kFsync, "/g"));
+  EXPECT_FALSE(faults.match(FaultOp::kFsync, "/f"));
+  EXPECT_FALSE(faults.match(FaultOp::kFsync, "/f"));
+  auto hit = faults.match(FaultOp::kFsync, "/f");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->crash, CrashPoint::kAfter);
+  EXPECT_EQ(hit->error, 0);
+  EXPECT_EQ(hit->plan.keep, CrashKeep::kRandom);
+  EXPECT_EQ(hit->plan.seed, 9u);
+  EXPECT_TRUE(hit->plan.tear);
+  EXPECT_FALSE(faults.match(FaultOp::kFsync, "/f"));
+  EXPECT_FALSE(faults.armed(FaultOp::kFsync));
+  EXPECT_EQ(rule("op=all,crash=before").skip, 0);
+  EXPECT_EQ(error_of("op=all,crash=after,tear=1"),
+            "tearing writes needs keep=random (what else would decide which sectors are kept?)");
 }
 
 TEST(Faults, FirstMatchingRuleWins) {

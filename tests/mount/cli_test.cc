@@ -616,7 +616,8 @@ TEST_F(CliTest, ControlCommands_BadInputIsOneLine) {
   expect_error({"set", mnt_, "dirsync=maybe"},
                "bad value 'maybe' for dirsync (expected on|off|auto)");
   expect_error({"inject", mnt_, "op=write"},
-               "bad fault rule 'op=write': a rule needs errno=E... or delay_ms=N");
+               "bad fault rule 'op=write': a rule needs errno=E..., delay_ms=N or "
+               "crash=before|after");
   expect_error({"inject", mnt_},
                "expected one rule (usage: fsysfs inject MOUNTPOINT RULE | "
                "--clear | --list)");
