@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Durability A/B benchmark (issue 4): the same workloads under every fsysfs durability mode
-# (none, fsync, close, strict; plus none with the kernel writeback cache) and on the backing
+# (none, fsync, close, strict; plus none with the kernel writeback cache, and fsync with the
+# crash simulation) and on the backing
 # directory used directly, with and without O_DSYNC, in one run. Every target has its own
 # fresh backing directory on the same file system. Rounds are interleaved (every workload x
 # every target, then the next round); the report gives medians over rounds of ops/s and p99
@@ -15,7 +16,7 @@ set -euo pipefail
 
 ORIG_ARGS=("$@")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_TARGETS="none fsync close strict none-wb backing backing-dsync"
+ALL_TARGETS="none fsync close strict none-wb fsync-crashsim backing backing-dsync"
 WORKLOADS="fsync seqw randw rename sqlite"
 
 rounds=3
@@ -132,6 +133,7 @@ mount_target() {
   case $t in
     backing | backing-dsync) DIR[$t]=$b; return 0 ;;
     none-wb) CMD[$t]="$fsysfs_bin -f -o allow_other,durability=none,writeback_cache $b $m" ;;
+    *-crashsim) CMD[$t]="$fsysfs_bin -f -o allow_other,durability=${t%-crashsim},crashsim $b $m" ;;
     *) CMD[$t]="$fsysfs_bin -f -o allow_other,durability=$t $b $m" ;;
   esac
   # A foreground daemon as our own child: we know its pid for cleanup.
@@ -343,6 +345,10 @@ END {
   print "|---|---|---:|---|"
   for (k = 1; k <= nw; k++) {
     w = W[k]
+    m = ratio(w, "fsync-crashsim", "fsync")
+    if (m != "" && (w == "fsync" || w == "sqlite"))
+      print "| crashsim costs at most 2×: fsync-crashsim ≥ 0.5 × fsync | " short[w] " | " \
+        fratio(m) " | " (m >= 0.5 ? "yes" : "**no**") " |"
     if (w != "seqw" && w != "randw") continue
     m = ratio(w, "strict", "backing-dsync")
     print "| strict ≥ 0.9 × backing with O_DSYNC | " short[w] " | " fratio(m) " | " \

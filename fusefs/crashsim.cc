@@ -107,6 +107,7 @@ std::string CrashSim::park_name(long park) { return std::to_string(park); }
 
 int CrashSim::append(const std::string& line) noexcept {
   const ssize_t n = ::write(journal_.get(), line.data(), line.size());
+  if (n > 0) journal_bytes_ += static_cast<uint64_t>(n);
   if (n == static_cast<ssize_t>(line.size())) return 0;
   return n < 0 ? -errno : -EIO;
 }
@@ -162,16 +163,20 @@ int CrashSim::record_data(int path_fd, uint64_t off, uint64_t len, bool is_write
   return guarded([&] {
     const std::string h = handle_of(path_fd);
     if (h.empty()) return -EIO;
-    UniqueFd fd(::open(ProcPath(path_fd).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return -errno;
     std::lock_guard lock(mu_);
     struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return -errno;
+    if (::fstatat(path_fd, "", &st, AT_EMPTY_PATH) != 0) return -errno;
     const uint64_t size = static_cast<uint64_t>(st.st_size);
-    // Only bytes below the old size have a pre-image; the rest is undone by the size.
+    // Only bytes below the old size have a pre-image; the rest is undone by the size. An
+    // append, the common case, needs no read of the file.
     const uint64_t saved = off < size ? std::min(len, size - off) : 0;
-    const int64_t blob = save_preimage(fd.get(), off, saved);
-    if (blob < 0) return static_cast<int>(blob);
+    int64_t blob = 0;
+    if (saved > 0) {
+      UniqueFd fd(::open(ProcPath(path_fd).c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd) return -errno;
+      blob = save_preimage(fd.get(), off, saved);
+      if (blob < 0) return static_cast<int>(blob);
+    }
     const uint64_t seq = next_seq_++;
     return track(h, seq,
                  is_write
@@ -378,8 +383,13 @@ void CrashSim::dir_synced(int dir_fd, uint64_t seq) noexcept {
 void CrashSim::reclaim() noexcept {
   if (!data_.empty() || !names_.empty() || !in_flight_.empty()) return;
   // Nothing to undo: the journal and the pre-images start again (the D or S line just
-  // written is covered too).
-  if (::ftruncate(journal_.get(), 0) == 0 && ::ftruncate(blobs_.get(), 0) == 0) blob_end_ = 0;
+  // written is covered too). The journal alone is left to grow a little first: emptying
+  // it after every sync would cost two syscalls per fsync for a few bytes.
+  if (blob_end_ == 0 && journal_bytes_ < kJournalSlack) return;
+  if (::ftruncate(journal_.get(), 0) == 0 && ::ftruncate(blobs_.get(), 0) == 0) {
+    blob_end_ = 0;
+    journal_bytes_ = 0;
+  }
 }
 
 size_t CrashSim::live_records() const noexcept {

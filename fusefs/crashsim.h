@@ -160,6 +160,8 @@ class CrashSim {
   UniqueFd dir_, journal_, blobs_, parked_;  // guarded by mu_
   uint64_t next_seq_ = 1;
   uint64_t blob_end_ = 0;
+  uint64_t journal_bytes_ = 0;
+  static constexpr uint64_t kJournalSlack = 1 << 20;
   // Data and attribute records not yet synced, per file handle: their sequence numbers.
   std::unordered_map<std::string, std::vector<uint64_t>> data_;
   // Data changes being made: ticket (sequence number) -> file handle.

@@ -367,10 +367,13 @@ TEST_F(CrashsimTest, ACrashDuringHeavyIoLeavesOnlyWhatSyncsCovered) {
     std::string synced;   // the contents the last acknowledged fsync made durable
     std::string pending;  // the contents an fsync in flight would make durable
     std::string current;
+    std::atomic<int> writes{0};
     std::thread thread;
   };
   std::vector<Writer> writers(kWriters);
   std::atomic<bool> stop{false};
+  // Never synced: whenever the crash comes, there is a write to undo.
+  write_at(m("unsynced"), "never synced", 0);
   for (int w = 0; w < kWriters; ++w) {
     const std::string name = "w" + std::to_string(w);
     writers[w].synced = pattern(static_cast<uint64_t>(w), 0, 3000);
@@ -393,6 +396,7 @@ TEST_F(CrashsimTest, ACrashDuringHeavyIoLeavesOnlyWhatSyncsCovered) {
         }
         if (me.current.size() < off) me.current.resize(off, '\0');
         me.current.replace(off, std::min(data.size(), me.current.size() - off), data);
+        me.writes.fetch_add(1);
         if (i % 5 == 4) {
           me.pending = me.current;
           if (::fsync(fd) != 0) break;
@@ -402,11 +406,21 @@ TEST_F(CrashsimTest, ACrashDuringHeavyIoLeavesOnlyWhatSyncsCovered) {
       ::close(fd);
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the workload's length
+  // The crash comes once every writer is past its first fsync, wherever each one is then.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (auto& w : writers) {
+    while (w.writes.load() < 7 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+  }
   const std::string report = crash();
   stop = true;
-  EXPECT_NE(report.find("undone: write of"), std::string::npos) << report;
-  for (auto& w : writers) w.thread.join();
+  EXPECT_NE(report.find("undone: write of 12 bytes at 0 to /unsynced"), std::string::npos)
+      << report;
+  for (auto& w : writers) {
+    w.thread.join();
+    EXPECT_GE(w.writes.load(), 7) << "a writer was still starting when the crash came";
+  }
   for (int w = 0; w < kWriters; ++w) {
     const std::string got = read_file(b("w" + std::to_string(w)));
     EXPECT_TRUE(got == writers[w].synced || got == writers[w].pending)
