@@ -28,7 +28,7 @@
 #include <variant>
 #include <vector>
 
-#include "fusefs/crash_rollback.h"
+#include "fusefs/crash_plan.h"
 
 namespace fsysfs::fusefs {
 
