@@ -18,6 +18,10 @@ fail() {
   echo "package-test: $*" >&2
   exit 1
 }
+# Whether the text $2 has a line matching $1. Commands' output is taken whole first: a
+# `cmd | grep -q` stops reading at its match, and under pipefail the writer's broken pipe
+# fails the check at random.
+has() { grep -q -- "$1" <<<"$2"; }
 
 scratch=$(mktemp -d /tmp/fsysfs-package.XXXXXX)
 mnt=$scratch/mnt
@@ -44,8 +48,8 @@ PREFIX=$scratch/prefix FSYSFS_INSTALL_BUILD=$build ./scripts/install.sh source >
   fail "the pkg-config file of the scratch install does not name its prefix"
 cmake -S examples/append -B "$scratch/example-prefix" -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
 cmake --build "$scratch/example-prefix" >/dev/null
-LD_LIBRARY_PATH=$scratch/prefix/lib "$scratch/example-prefix/append" "$scratch/j0" 2 |
-  grep -q "write+fdatasync: 2 ops" || fail "the example built against the scratch prefix failed"
+has "write+fdatasync: 2 ops" "$(LD_LIBRARY_PATH=$scratch/prefix/lib "$scratch/example-prefix/append" "$scratch/j0" 2)" ||
+  fail "the example built against the scratch prefix failed"
 
 echo "== the README's Debian install (scripts/install.sh deb)"
 FSYSFS_INSTALL_BUILD=$build ./scripts/install.sh deb >/dev/null
@@ -61,7 +65,7 @@ for dep in libfuse3-3 liburing2 libstdc++6 libc6 fuse3; do
   [[ $names == *" $dep "* ]] || fail "fsysfs does not depend on $dep: $depends"
 done
 lib_deb=$(echo $build/libfsys-engine0*.deb)
-dpkg-deb -c "$lib_deb" | grep -q 'libfsys-engine\.so\.[0-9]' || fail "no shared library in $lib_deb"
+has 'libfsys-engine\.so\.[0-9]' "$(dpkg-deb -c "$lib_deb")" || fail "no shared library in $lib_deb"
 [[ $(dpkg-deb -f "$lib_deb" Depends) == *liburing2* ]] || fail "$lib_deb does not depend on liburing2"
 # The manual pages as lintian checks them (the packages' other lintian tags, such as a
 # missing copyright file, are not this test's business).
@@ -70,12 +74,12 @@ lintian --fail-on error,warning -C documentation/manual "${debs[@]}" ||
 
 echo "== installed: man fsysfs, the systemd units"
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" | grep -q "ok installed" || fail "$p not installed"
+  has "ok installed" "$(dpkg-query -W -f='${Status}' "$p")" || fail "$p not installed"
 done
 [[ $(command -v fsysfs) == /usr/bin/fsysfs ]] ||
   fail "fsysfs resolves to $(command -v fsysfs), not the package's /usr/bin/fsysfs (scripts/fstests.sh links /usr/local/bin/fsysfs): remove it"
-MANWIDTH=80 man fsysfs 2>&1 | grep -q "durability" || fail "man fsysfs does not render"
-MANWIDTH=80 man 3 fsys-engine 2>&1 | grep -q "SyncKind" || fail "man 3 fsys-engine does not render"
+has "durability" "$(MANWIDTH=80 man fsysfs 2>&1)" || fail "man fsysfs does not render"
+has "SyncKind" "$(MANWIDTH=80 man 3 fsys-engine 2>&1)" || fail "man 3 fsys-engine does not render"
 # The example units, as systemd would load them (with the installed binary on its PATH).
 units=/usr/share/doc/fsysfs/examples/systemd
 systemd-analyze verify --man=no $units/srv-data.mount $units/fsysfs@.service ||
@@ -86,17 +90,17 @@ example=/usr/share/doc/libfsys-engine-dev/examples/append
 [[ -f $example/append.cc ]] || fail "the example is not installed at $example"
 cmake -S $example -B "$scratch/example" >/dev/null
 cmake --build "$scratch/example" >/dev/null
-readelf -d "$scratch/example/append" | grep -q 'NEEDED.*libfsys-engine\.so\.' ||
+has 'NEEDED.*libfsys-engine\.so\.' "$(readelf -d "$scratch/example/append")" ||
   fail "the example does not link the shared engine"
 out=$("$scratch/example/append" "$scratch/journal" 5)
-echo "$out" | grep -q "write+fdatasync: 5 ops" || fail "unexpected example output: $out"
+has "write+fdatasync: 5 ops" "$out" || fail "unexpected example output: $out"
 [[ $(cat "$scratch/journal") == $'record 0\nrecord 1\nrecord 2\nrecord 3\nrecord 4' ]] ||
   fail "the example wrote: $(cat "$scratch/journal")"
 # The same source through pkg-config, linked statically against the engine.
 g++ -std=c++20 -o "$scratch/append-static" $example/append.cc \
   $(pkg-config --cflags fsys-engine) -Wl,-Bstatic -lfsys-engine -Wl,-Bdynamic \
   $(pkg-config --libs --static fsys-engine | sed 's/-lfsys-engine//')
-"$scratch/append-static" "$scratch/journal2" 3 | grep -q "write+fdatasync: 3 ops" ||
+has "write+fdatasync: 3 ops" "$("$scratch/append-static" "$scratch/journal2" 3)" ||
   fail "the statically linked example failed"
 [[ $(pkg-config --variable=prefix fsys-engine) == /usr ]] || fail "the package's fsys-engine.pc is not for /usr"
 
@@ -108,7 +112,7 @@ mount -T "$scratch/fstab" "$mnt"
 pid=$(pgrep -f -o "^fsysfs $scratch/back $mnt") || fail "no fsysfs daemon for $mnt"
 [[ $(readlink /proc/"$pid"/exe) == /usr/bin/fsysfs ]] ||
   fail "the daemon runs $(readlink /proc/"$pid"/exe), not the package's"
-fsysfs stats "$mnt" | grep -q "durability *strict" || fail "the fstab options did not reach fsysfs"
+has "durability *strict" "$(fsysfs stats "$mnt")" || fail "the fstab options did not reach fsysfs"
 echo hello >"$mnt/f"
 [[ $(cat "$scratch/back/f") == hello ]] || fail "the write did not reach BACKING"
 umount "$mnt"
