@@ -97,6 +97,8 @@ std::string help_text() {
       "       fsysfs set MOUNTPOINT durability=MODE | dirsync=on|off|auto ...\n"
       "       fsysfs inject MOUNTPOINT RULE | --clear | --list\n"
       "       fsysfs crash MOUNTPOINT [--keep none|all|random] [--seed N] [--tear]\n"
+      "       fsysfs crashtest --template DIR --workload CMD --check CMD [--modes LIST]\n"
+      "                        [--points N] [--seed S] ... (fsysfs crashtest --help)\n"
       "       fsysfs --help | --version\n"
       "\n"
       "Shows the directory tree of BACKING at MOUNTPOINT. Writes and fsyncs made under\n"
@@ -132,6 +134,12 @@ std::string help_text() {
       "--keep random keeps a subset chosen by --seed (printed), and --tear may keep\n"
       "part of a write in 512-byte sectors. It prints what it undid and leaves\n"
       "MOUNTPOINT free to mount again.\n"
+      "\n"
+      "crashtest (root) tries a program against power cuts in each durability mode:\n"
+      "it runs the workload on scratch crashsim mounts of a copy of the template,\n"
+      "crashes each run at a different request, mounts what is left and runs the\n"
+      "check; it prints per mode how many runs recovered and the seeds of those that\n"
+      "did not (--replay SEED --mode MODE runs one again).\n"
       "\n",
       kUsage);
   out += options_help();

@@ -15,6 +15,7 @@
 #include "mount/command_line.h"
 #include "mount/control_client.h"
 #include "mount/crash_command.h"
+#include "mount/crashtest_command.h"
 #include "mount/daemon.h"
 #include "mount/error.h"
 #include "mount/paths.h"
@@ -29,11 +30,12 @@ struct Subcommand {
   std::string_view name;
   int (*run)(std::span<const std::string_view> args);
 };
-constexpr std::array<Subcommand, 4> kSubcommands{{
+constexpr std::array<Subcommand, 5> kSubcommands{{
     {"stats", run_stats},
     {"set", run_set},
     {"inject", run_inject},
     {"crash", run_crash},
+    {"crashtest", run_crashtest},
 }};
 
 // The daemon holds two fds per open file and one per inode the kernel knows: start-up
