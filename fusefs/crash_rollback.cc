@@ -533,16 +533,20 @@ std::string report_text(const RollbackReport& r, const CrashPlan& plan) {
 
 }  // namespace
 
-int request_crash(int dir_fd, const CrashPlan& plan) noexcept {
+int request_crash(int dir_fd, const CrashPlan& plan, std::string_view cause) noexcept {
   return guarded([&] {
-    const std::string text = plan.text();
-    UniqueFd fd(
-        ::openat(dir_fd, kCrashRequestFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) return -errno;
-    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-      return errno != 0 ? -errno : -EIO;
+    auto put = [dir_fd](const char* name, std::string_view text) {
+      UniqueFd fd(::openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (!fd) return -errno;
+      if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        return errno != 0 ? -errno : -EIO;
+      }
+      return 0;
+    };
+    if (!cause.empty()) {
+      if (int rc = put(kCrashCauseFile, cause); rc < 0) return rc;
     }
-    return 0;
+    return put(kCrashRequestFile, plan.text());
   });
 }
 
@@ -609,7 +613,13 @@ void end_crashsim(int root_fd, spdlog::logger& log) noexcept {
     }
     RollbackReport report;
     const int rc = roll_back(root_fd, *plan, &report);
-    std::string text = report_text(report, *plan);
+    std::string text;
+    char cause[512] = {};
+    if (UniqueFd c(::openat(dir.get(), kCrashCauseFile, O_RDONLY | O_CLOEXEC)); c) {
+      if (::read(c.get(), cause, sizeof cause - 1) > 0) text = fmt::format("{}\n", cause);
+      ::unlinkat(dir.get(), kCrashCauseFile, 0);
+    }
+    text += report_text(report, *plan);
     if (rc < 0) text += fmt::format("error: rollback stopped: {}\n", std::strerror(-rc));
     log.warn("crash: {} undone, {} kept, {} torn, {} failed", report.undone.size(),
              report.kept.size(), report.torn.size(), report.errors.size());

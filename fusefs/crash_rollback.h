@@ -6,6 +6,7 @@
 // `fsysfs crash` cut off, once nothing else touches BACKING.
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fusefs/crash_plan.h"
@@ -32,10 +33,12 @@ int roll_back(int root_fd, const CrashPlan& plan, RollbackReport* report);
 // Files in BACKING/.fsysfs-crashsim that `fsysfs crash` and the daemon pass each other.
 inline constexpr const char* kCrashRequestFile = "crash";  // a CrashPlan's text: roll back
 inline constexpr const char* kCrashReportFile = "report";  // what the rollback did
+inline constexpr const char* kCrashCauseFile = "cause";    // what cut the mount off
 
 // Leaves the request that makes end_crashsim roll back: `dir` is .fsysfs-crashsim.
+// `cause`, when not empty, heads the report (a crash point: which request it hit).
 // 0 or -errno.
-int request_crash(int dir_fd, const CrashPlan& plan) noexcept;
+int request_crash(int dir_fd, const CrashPlan& plan, std::string_view cause = {}) noexcept;
 
 // Called once a crashsim mount serves no more requests and its engine is drained: when
 // `fsysfs crash` left its request, rolls back and leaves the report (the command reads it

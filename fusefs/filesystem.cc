@@ -511,9 +511,12 @@ int Filesystem::inject(FaultOp op, const Inode& inode, const char* name) noexcep
     if (!hit) return 0;
     stats_.count(SyncEvent::kFault);
     if (hit->crash != CrashPoint::kNone) {
-      log_->warn("crash point: {} {} ({} it is made)", fault_op_name(op), path_of(inode, name),
-                 hit->crash == CrashPoint::kBefore ? "before" : "after");
-      crash_now(hit->plan);
+      const std::string cause = fmt::format("crash point: {} request {}, {} {}",
+                                            hit->crash == CrashPoint::kBefore ? "before" : "after",
+                                            crash_ops_.load(std::memory_order_relaxed),
+                                            fault_op_name(op), path_of(inode, name));
+      log_->warn("{}", cause);
+      crash_now(hit->plan, cause);
       return hit->crash == CrashPoint::kBefore ? EIO : 0;
     }
     log_->debug("fault: {} {} -> delay {} ms, errno {}", fault_op_name(op), path_of(inode, name),
@@ -523,13 +526,13 @@ int Filesystem::inject(FaultOp op, const Inode& inode, const char* name) noexcep
   });
 }
 
-void Filesystem::crash_now(const CrashPlan& plan) noexcept {
+void Filesystem::crash_now(const CrashPlan& plan, const std::string& cause) noexcept {
   if (crashed_.exchange(true, std::memory_order_acq_rel)) return;
   guarded([&] {
     const std::string dir_name(kCrashsimDir);
     UniqueFd dir(::openat(inodes_.root().fd.get(), dir_name.c_str(),
                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    const int rc = dir ? request_crash(dir.get(), plan) : -errno;
+    const int rc = dir ? request_crash(dir.get(), plan, cause) : -errno;
     if (rc < 0) {
       log_->error("crash point: cannot leave the crash request: {}", std::strerror(-rc));
     }

@@ -126,7 +126,8 @@ class Filesystem {
   // off (crash_now); once cut off, every request counted here is refused with EIO.
   int inject(FaultOp op, const Inode& inode, const char* name = nullptr) noexcept;
   // Cuts the mount off as `fsysfs crash` does, leaving `plan` for the rollback.
-  void crash_now(const CrashPlan& plan) noexcept;
+  // `cause` heads the crash report.
+  void crash_now(const CrashPlan& plan, const std::string& cause) noexcept;
   // The requests crash rules count (those inject sees), on a crashsim mount.
   uint64_t crash_ops() const noexcept { return crash_ops_.load(std::memory_order_relaxed); }
   // "/dir/file" inside the mount, for fault rules and logs.

@@ -584,6 +584,11 @@ TEST_P(CrashPointTest, AtTheSecondFsync) {
   ::close(fd);
   const std::string report = await_self_crash();
   EXPECT_EQ(read_file(b("f")), after ? "ABd" : "Ald");
+  // Counted: the opens, writes and fsyncs of /other and /f; the second fsync of /f is the
+  // crash point.
+  EXPECT_TRUE(report.starts_with(std::string("crash point: ") + GetParam() + " request "))
+      << report;
+  EXPECT_NE(report.find(", fsync /f\n"), std::string::npos) << report;
   EXPECT_NE(report.find(after ? "crash: 0 change(s)" : "undone: write of 1 bytes at 1 to /f"),
             std::string::npos)
       << report;
