@@ -10,6 +10,8 @@ packages=(
   "${build_packages[@]}"
   git clang-format clang-tidy libgtest-dev
   fio stress-ng python3 e2fsprogs util-linux procps attr
+  # real programs under crashtest and the benchmarks
+  sqlite3 jq
   # the Clang build (with libFuzzer) and the checks of the Debian packages
   clang libclang-rt-14-dev lintian man-db systemd
   # the emulated-NVMe test (tests/vm)
