@@ -17,7 +17,9 @@ set -euo pipefail
 ORIG_ARGS=("$@")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ALL_TARGETS="none fsync close strict none-wb fsync-crashsim backing backing-dsync"
-WORKLOADS="fsync seqw randw rename sqlite"
+WORKLOADS="fsync seqw randw rename sqlite meta"
+# The rows of the report: meta gives three (metadata_bench times its phases separately).
+ROWS="fsync seqw randw rename sqlite create stat unlink"
 
 rounds=3
 seconds=5
@@ -74,10 +76,15 @@ if ((quick)); then
   ((rounds_given)) || rounds=1
   rename_ops=300
   sqlite_tx=50
+  meta_files=2000
 else
   rename_ops=2000
   sqlite_tx=500
+  # Enough that the create phase outlasts the default 1 s attribute and entry timeouts, as
+  # a real tree's would.
+  meta_files=10000
 fi
+meta_file_bytes=1024
 sqlite_rows=10        # inserts per transaction
 rename_max_s=30       # a slow target does fewer saves rather than hold up the run
 sqlite_max_s=60
@@ -106,17 +113,27 @@ fs_type=$(stat -f -c %T "$base_dir")
 [[ $fs_type != tmpfs ]] || die "--dir $base_dir is on tmpfs, where fsync costs nothing"
 
 if ((do_build)); then
-  log "building fsysfs in $build_dir"
+  log "building fsysfs and metadata_bench in $build_dir"
   cmake -S "$REPO" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null ||
     die "cmake configure failed"
-  cmake --build "$build_dir" -j"$(nproc)" --target fsysfs >/dev/null ||
-    die "build of fsysfs failed (run with --no-build to use an existing binary)"
+  cmake --build "$build_dir" -j"$(nproc)" --target fsysfs metadata_bench >/dev/null ||
+    die "build of fsysfs/metadata_bench failed (run with --no-build to use existing binaries)"
 fi
 fsysfs_bin=$build_dir/fsysfs
 [[ -x $fsysfs_bin ]] || fsysfs_bin=$build_dir/mount/fsysfs
 [[ -x $fsysfs_bin ]] || die "fsysfs binary not found in $build_dir"
+meta_bin=$build_dir/bench/metadata_bench
+[[ -x $meta_bin ]] || die "$meta_bin missing (build the metadata_bench target)"
 
 ops_bin=$(build_modes_ops "$REPO" "$build_dir")
+
+# fsysfs's default transport is FUSE over io_uring where the kernel offers it: on for the
+# run (put back by cleanup), so that every mode runs on the default transport.
+uring_param=/sys/module/fuse/parameters/enable_uring
+if [[ -w $uring_param ]]; then
+  restore_enable_uring=$(cat "$uring_param")
+  echo 1 >"$uring_param" || die "cannot turn on $uring_param"
+fi
 
 # ---------------------------------------------------------------- mounts and cleanup
 work=$(mktemp -d "$base_dir/fsysfs-modes.XXXXXX")
@@ -194,6 +211,19 @@ run_workload() {
       run_bg "$ops_bin" sqlite --tx "$sqlite_tx" --rows "$sqlite_rows" \
         --max-seconds "$sqlite_max_s" "$d" >"$json" || return 1
       jq -e -r '"\(.ops_s) \(.p99_us) -"' "$json" >"$value_file" ;;
+    meta)
+      # Creates, stats and unlinks in one fresh directory; three rates, no latencies.
+      [[ $t == backing-dsync ]] && return 2
+      local md=$d/meta
+      rm -rf "$md"
+      mkdir "$md"
+      sync
+      if ! run_bg "$meta_bin" --files "$meta_files" --size "$meta_file_bytes" "$md" >"$json"; then
+        rm -rf "$md"
+        return 1
+      fi
+      rmdir "$md"
+      jq -e -r '"\(.create_ops_s) \(.stat_ops_s) \(.unlink_ops_s)"' "$json" >"$value_file" ;;
   esac
 }
 
@@ -229,7 +259,12 @@ for ((r = 1; r <= rounds; r++)); do
       json=$work/json/$r.$w.$t.json
       rc=0
       run_workload "$w" "$t" "${DIR[$t]}" "$json" || rc=$?
-      if ((rc == 0)); then
+      if ((rc == 0)) && [[ $w == meta ]]; then
+        read -r c s u <"$value_file"
+        printf '%s\tcreate\t%s\t%s\t-\t-\n%s\tstat\t%s\t%s\t-\t-\n%s\tunlink\t%s\t%s\t-\t-\n' \
+          "$r" "$t" "$c" "$r" "$t" "$s" "$r" "$t" "$u" >>"$results"
+        log "round $r meta $t: create $c, stat $s, unlink $u ops/s"
+      elif ((rc == 0)); then
         read -r ops p99 p99b <"$value_file"
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$t" "$ops" "$p99" "$p99b" >>"$results"
         sync_p99=""
@@ -303,10 +338,17 @@ BEGIN {
   short["randw"] = "rand write"
   short["rename"] = "temp+rename"
   short["sqlite"] = "SQLite tx"
+  label["create"] = "create a 1 KiB file (metadata_bench)"
+  label["stat"] = "stat of those files"
+  label["unlink"] = "unlink of those files"
+  short["create"] = "create"
+  short["stat"] = "stat"
+  short["unlink"] = "unlink"
 }
 {
   ops[$1, $2, $3] = $4; p99[$1, $2, $3] = $5; p99b[$1, $2, $3] = $6
-  lo[$2, $3] = lo[$2, $3] " " $4; lp[$2, $3] = lp[$2, $3] " " $5
+  lo[$2, $3] = lo[$2, $3] " " $4
+  if ($5 != "-") lp[$2, $3] = lp[$2, $3] " " $5
   if ($6 != "-") lb[$2, $3] = lb[$2, $3] " " $6
   if ($1 > maxr) maxr = $1
 }
@@ -324,7 +366,7 @@ END {
     for (i = 1; i <= nt; i++) {
       t = T[i]; o = median(lo[w, t])
       if (o == "") { line = line " — |"; continue }
-      lat = fus(median(lp[w, t]))
+      lat = ((w, t) in lp) ? fus(median(lp[w, t])) : "—"
       if ((w, t) in lb) lat = lat " + " fus(median(lb[w, t]))
       line = line " " fops(o) " · " lat " |"
     }
@@ -349,6 +391,18 @@ END {
     if (m != "" && (w == "fsync" || w == "sqlite"))
       print "| crashsim costs at most 2×: fsync-crashsim ≥ 0.5 × fsync | " short[w] " | " \
         fratio(m) " | " (m >= 0.5 ? "yes" : "**no**") " |"
+    if (w == "stat")
+      for (i = 1; i <= nt; i++) {
+        if (T[i] ~ /^backing/) continue
+        m = ratio(w, T[i], "backing")
+        print "| stat ≥ 0.85 × backing in every mode: " T[i] " | stat | " fratio(m) " | " \
+          (m == "" ? "—" : (m >= 0.85 ? "yes" : "**no**")) " |"
+      }
+    if (w == "create" || w == "unlink") {
+      m = ratio(w, "fsync", "backing")
+      print "| " w " ≥ 0.25 × backing (fsync) | " short[w] " | " fratio(m) " | " \
+        (m == "" ? "—" : (m >= 0.25 ? "yes" : "**no**")) " |"
+    }
     if (w != "seqw" && w != "randw") continue
     m = ratio(w, "strict", "backing-dsync")
     print "| strict ≥ 0.9 × backing with O_DSYNC | " short[w] " | " fratio(m) " | " \
@@ -370,9 +424,12 @@ END {
       t = T[i]; line = "- " w ", " t ":"; any = 0
       for (r = 1; r <= maxr; r++) {
         if ((r, w, t) in ops) {
-          any = 1; line = line " " fops(ops[r, w, t]) " (" sprintf("%.0f", p99[r, w, t])
-          if (p99b[r, w, t] != "-") line = line "+" sprintf("%.0f", p99b[r, w, t])
-          line = line ")"
+          any = 1; line = line " " fops(ops[r, w, t])
+          if (p99[r, w, t] != "-") {
+            line = line " (" sprintf("%.0f", p99[r, w, t])
+            if (p99b[r, w, t] != "-") line = line "+" sprintf("%.0f", p99b[r, w, t])
+            line = line ")"
+          }
         } else line = line " —"
       }
       if (any) print line
@@ -394,7 +451,7 @@ END {
 }
 AWK
   )
-  awk -F'\t' -v targets="${T[*]}" -v workloads="$WORKLOADS" -v chart="$chart_data" \
+  awk -F'\t' -v targets="${T[*]}" -v workloads="$ROWS" -v chart="$chart_data" \
     "$prog" "$results"
 }
 

@@ -17,10 +17,10 @@ set -euo pipefail
 ORIG_ARGS=("$@")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
-ALL_TARGETS="backing fsysfs fsysfs-dev fsysfs-wb passthrough_ll mergerfs bindfs"
+ALL_TARGETS="backing fsysfs fsysfs-dev fsysfs-none passthrough_ll mergerfs bindfs"
 # A/B variants of fsysfs, run only when --targets names them.
-EXTRA_TARGETS="fsysfs-handoff fsysfs-writes fsysfs-nodp"
-ALL_WORKLOADS="rw1 rw4 dsync seqw seqr rrwarm rrcold meta sqlite tar"
+EXTRA_TARGETS="fsysfs-wb fsysfs-handoff fsysfs-writes fsysfs-nodp"
+ALL_WORKLOADS="rw1 rw4 dsync seqw w4k seqwn seqr rrwarm rrcold meta sqlite tar"
 
 rounds=3
 seconds=5
@@ -176,6 +176,8 @@ mount_target() {
     fsysfs) CMD[$t]="$fsysfs_bin -f -o allow_other $b $m" ;;
     # The same on the /dev/fuse transport (older kernels, enable_uring off).
     fsysfs-dev) CMD[$t]="$fsysfs_bin -f -o allow_other,transport=dev $b $m" ;;
+    # The eatmydata side of an A/B: no syncs, and the kernel's writeback cache (its default).
+    fsysfs-none) CMD[$t]="$fsysfs_bin -f -o allow_other,durability=none $b $m" ;;
     fsysfs-wb) CMD[$t]="$fsysfs_bin -f -o allow_other,writeback_cache $b $m" ;;
     # Every write through the engine's ring.
     fsysfs-handoff) CMD[$t]="$fsysfs_bin -f -o allow_other,inline_io=off $b $m" ;;
@@ -263,6 +265,20 @@ run_workload() {
       sync
       run_bg fio --name=seqw "${fio_common[@]}" --directory="$d" --filename=seqw.dat \
         --size="${seqw_size_mb}M" --rw=write --bs=1M --end_fsync=1 >"$json" || return 1
+      rm -f "$d/seqw.dat"
+      jq -e '.jobs[0].write.bw_bytes / 1e6' "$json" >"$value_file" ;;
+    w4k)
+      # Buffered 4 KiB random overwrites, never synced: what a program that does not fsync
+      # sees (the untimed sync after the cell pays the writeback).
+      run_bg fio --name=w4k "${fio_common[@]}" "${timed[@]}" --directory="$d" \
+        --filename=rw.0 --size="${rw_size_mb}M" --rw=randwrite --bs=4k >"$json" || return 1
+      jq -e '.jobs[0].write.iops' "$json" >"$value_file" ;;
+    seqwn)
+      # seqw without its end_fsync: the time to hand a fresh file's bytes to the file system.
+      rm -f "$d/seqw.dat"
+      sync
+      run_bg fio --name=seqwn "${fio_common[@]}" --directory="$d" --filename=seqw.dat \
+        --size="${seqw_size_mb}M" --rw=write --bs=1M >"$json" || return 1
       rm -f "$d/seqw.dat"
       jq -e '.jobs[0].write.bw_bytes / 1e6' "$json" >"$value_file" ;;
     seqr)
@@ -375,14 +391,13 @@ for t in "${!PID[@]}"; do RSS_IDLE[$t]=$(rss "${PID[$t]}"); done
 
 results=$work/results.tsv  # round workload target value
 : >"$results"
-n=${#T[@]}
 for ((r = 1; r <= rounds; r++)); do
   for w in $ALL_WORKLOADS; do
     # The first sequential-write cell after the O_DSYNC row ran at a fraction of the speed
     # of the next ones, whichever target it was (3 runs, 2026-11-26): an untimed cell on
     # the backing directory takes that hit instead of the round's first target.
-    if [[ $w == seqw ]]; then
-      run_workload seqw "${DIR[backing]}" "$work/json/$r.warmup.json" "$r" ||
+    if [[ $w == seqw || $w == seqwn ]]; then
+      run_workload "$w" "${DIR[backing]}" "$work/json/$r.warmup.json" "$r" ||
         log "round $r: the untimed seqw warm-up failed"
       sync
     fi
@@ -478,11 +493,13 @@ function ratio(w, t,    rl, r) {
 }
 BEGIN {
   nt = split(targets, T, " ")
-  nw = split("rw1 rw4 dsync seqw seqr rrwarm rrcold create stat unlink sqlite untar rmtree", W, " ")
+  nw = split("rw1 rw4 dsync seqw w4k seqwn seqr rrwarm rrcold create stat unlink sqlite untar rmtree", W, " ")
   label["rw1"] = "4 KiB random write + fdatasync, 1 job"
   label["rw4"] = "4 KiB random write + fdatasync, 4 jobs"
   label["dsync"] = "4 KiB writes to an O_DSYNC file"
   label["seqw"] = "1 MiB sequential write + end fsync"
+  label["w4k"] = "4 KiB random write, no sync"
+  label["seqwn"] = "1 MiB sequential write, no sync"
   label["seqr"] = "1 MiB sequential read, cold cache"
   label["rrwarm"] = "4 KiB random read, warm"
   label["rrcold"] = "4 KiB random read, cold"
@@ -490,12 +507,13 @@ BEGIN {
   label["stat"] = "stat"
   label["unlink"] = "unlink"
   label["sqlite"] = "SQLite insert, one transaction each"
-  label["untar"] = "tar: extract the tree"
+  label["untar"] = "tar: extract the tree (no sync)"
   label["rmtree"] = "tar: rm -rf the tree"
-  unit["seqw"] = "MB/s"; unit["seqr"] = "MB/s"
+  unit["seqw"] = "MB/s"; unit["seqwn"] = "MB/s"; unit["seqr"] = "MB/s"
   unit["untar"] = "entries/s"; unit["rmtree"] = "entries/s"
   short["rw1"] = "write+fdatasync"; short["rw4"] = "same, 4 jobs"
   short["dsync"] = "O_DSYNC write"; short["seqw"] = "seq write+fsync"
+  short["w4k"] = "write, no sync"; short["seqwn"] = "seq write, no sync"
   short["seqr"] = "seq read, cold"; short["rrwarm"] = "rand read, warm"
   short["rrcold"] = "rand read, cold"; short["create"] = "create"; short["stat"] = "stat"
   short["unlink"] = "unlink"; short["sqlite"] = "SQLite insert"; short["untar"] = "tar x"
