@@ -124,6 +124,19 @@ TEST_F(CacheNever, ChangesMadeDirectlyOnBackingAreSeenAtOnce) {
   EXPECT_EQ(::lstat(path.c_str(), &st), -1);
 }
 
+// The kernel keeps symlink targets (FUSE_CAP_CACHE_SYMLINKS) with the inode; a symlink
+// replaced on BACKING is another inode, so its target is read afresh.
+TEST_F(CacheNever, SymlinkReplacedOnBackingShowsItsNewTarget) {
+  ASSERT_EQ(::symlink("first", (backing_ + "/link").c_str()), 0);
+  char buf[64];
+  ASSERT_EQ(::readlink((mnt_ + "/link").c_str(), buf, sizeof buf), 5);
+  ASSERT_EQ(::symlink("second-target", (backing_ + "/new").c_str()), 0);
+  ASSERT_EQ(::rename((backing_ + "/new").c_str(), (backing_ + "/link").c_str()), 0);
+  const ssize_t n = ::readlink((mnt_ + "/link").c_str(), buf, sizeof buf);
+  ASSERT_GT(n, 0) << std::strerror(errno);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "second-target");
+}
+
 TEST_F(CacheNever, EveryStatAsks) {
   create_files(mnt_);
   EXPECT_GE(requests_for_stats(mnt_), static_cast<uint64_t>(kFiles));
@@ -168,6 +181,35 @@ TEST_F(CacheAlwaysNoAttrs, EveryStatAsksForAttributes) {
   EXPECT_GE(json_count(after, {"fuse", "ops", "getattr"}) -
                 json_count(before, {"fuse", "ops", "getattr"}),
             static_cast<uint64_t>(kFiles));
+}
+
+// FUSE_CAP_CACHE_SYMLINKS: the kernel keeps a symlink's target with its pages.
+TEST_F(MountFixture, SymlinkTargetsAreReadOnce) {
+  ASSERT_EQ(::symlink("some/target", (mnt_ + "/link").c_str()), 0) << std::strerror(errno);
+  const std::string before = read_stats_json(mnt_);
+  char buf[64];
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(::readlink((mnt_ + "/link").c_str(), buf, sizeof buf), 11);
+  }
+  const std::string after = read_stats_json(mnt_);
+  EXPECT_LE(json_count(after, {"fuse", "ops", "readlink"}) -
+                json_count(before, {"fuse", "ops", "readlink"}),
+            1u);
+}
+
+// A symlink replaced through the mount, or directly on BACKING, is a new inode: its new
+// target is read, not the cached one.
+TEST_F(MountFixture, ReplacedSymlinkShowsItsNewTarget_Parity) {
+  expect_parity(plain_, mnt_, [](Recorder& r) {
+    char buf[64];
+    r.rc("symlink", ::symlink("first", r.p("link").c_str()));
+    r.rc("readlink", ::readlink(r.p("link").c_str(), buf, sizeof buf), true);
+    r.rc("symlink new", ::symlink("second-target", r.p("new").c_str()));
+    r.rc("rename over", ::rename(r.p("new").c_str(), r.p("link").c_str()));
+    const ssize_t n =
+        r.rc("readlink again", ::readlink(r.p("link").c_str(), buf, sizeof buf), true);
+    r.note("target", std::string(buf, n > 0 ? static_cast<size_t>(n) : 0));
+  });
 }
 
 }  // namespace
