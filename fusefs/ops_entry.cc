@@ -84,6 +84,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   // (CREATE, MKNOD, MKDIR, SYMLINK, LINK, RENAME instantiate it), so only a name created
   // directly in BACKING is seen late, as a removed one is with entry_timeout.
   if (rc == -ENOENT && !decode && fs.config().negative_timeout > 0) {
+    fs.fuse_stats().count_error(ENOENT);  // what the caller gets, as an error reply counts
     std::memset(&e, 0, sizeof e);
     e.entry_timeout = fs.config().negative_timeout;
     rc = 0;

@@ -39,6 +39,7 @@ struct Config {
   // BACKING's own mount has them); strictatime and nodiratime need root. After the mount
   // the daemon follows the flags the kernel shows, which a remount may change.
   MountFlags mount_flags;
+  CacheMode cache = CacheMode::kAuto;
   bool keep_cache = true;      // keep cached pages across opens of unchanged files (page_cache.h)
   double attr_timeout = 1.0;   // seconds
   double entry_timeout = 1.0;  // seconds

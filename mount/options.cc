@@ -533,6 +533,7 @@ namespace {
 
 // The timeouts and keep_cache that `cache` implies, where they were not given.
 void resolve_cache(Settings& s) {
+  s.config.cache = s.cache;
   double seconds = 1;
   if (s.cache == fusefs::CacheMode::kAlways) seconds = 86400;
   if (s.cache == fusefs::CacheMode::kNever) seconds = 0;

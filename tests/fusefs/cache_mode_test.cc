@@ -3,15 +3,18 @@
 // statistics, and that every change made through the mount is seen at once however long
 // the kernel may trust its caches.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/fusefs/mount_fixture.h"
 #include "tests/fusefs/parity.h"
@@ -181,6 +184,73 @@ TEST_F(CacheAlwaysNoAttrs, EveryStatAsksForAttributes) {
   EXPECT_GE(json_count(after, {"fuse", "ops", "getattr"}) -
                 json_count(before, {"fuse", "ops", "getattr"}),
             static_cast<uint64_t>(kFiles));
+}
+
+// The names in `dir`, sorted, one listing (opendir, readdir to the end, closedir).
+std::string listing(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return "error " + errno_name(errno);
+  while (struct dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (const auto& n : names) out += n + " ";
+  return out;
+}
+
+uint64_t readdir_requests(const std::string& mnt) {
+  const std::string json = read_stats_json(mnt);
+  return json_count(json, {"fuse", "ops", "readdir"}) +
+         json_count(json, {"fuse", "ops", "readdirplus"});
+}
+
+// What a listing of a directory of kFiles costs in READDIR(PLUS) requests.
+uint64_t readdirs_for_listing(const std::string& mnt) {
+  const uint64_t before = readdir_requests(mnt);
+  EXPECT_NE(listing(mnt + "/d").find("f0 "), std::string::npos);
+  return readdir_requests(mnt) - before;
+}
+
+// cache=always: the kernel keeps a directory's listing across opens.
+TEST_F(CacheAlways, RepeatedListingsAskOnce) {
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
+  create_files(mnt_ + "/d");
+  EXPECT_GT(readdirs_for_listing(mnt_), 0u);
+  EXPECT_EQ(readdirs_for_listing(mnt_), 0u);
+}
+
+TEST_F(MountFixture, CacheAuto_EveryListingAsks) {
+  ASSERT_EQ(::mkdir((mnt_ + "/d").c_str(), 0755), 0);
+  create_files(mnt_ + "/d");
+  EXPECT_GT(readdirs_for_listing(mnt_), 0u);
+  EXPECT_GT(readdirs_for_listing(mnt_), 0u);
+}
+
+// A cached listing follows every change made through the mount, in the directory itself
+// and by a rename or link from another one.
+TEST_F(CacheAlways, ListingsFollowChangesMadeThroughTheMount_Parity) {
+  expect_parity(plain_, mnt_, [](Recorder& r) {
+    r.rc("mkdir d", ::mkdir(r.p("d").c_str(), 0755));
+    r.rc("mkdir e", ::mkdir(r.p("e").c_str(), 0755));
+    write_file(r.p("d/a"), "a");
+    write_file(r.p("e/b"), "b");
+    r.note("listing", listing(r.p("d")));
+    write_file(r.p("d/new"), "n");
+    r.note("after create", listing(r.p("d")));
+    r.rc("unlink", ::unlink(r.p("d/a").c_str()));
+    r.note("after unlink", listing(r.p("d")));
+    r.rc("rename in", ::rename(r.p("e/b").c_str(), r.p("d/b").c_str()));
+    r.note("after rename in", listing(r.p("d")));
+    r.note("source after rename", listing(r.p("e")));
+    r.rc("link in", ::link(r.p("d/new").c_str(), r.p("e/linked").c_str()));
+    r.note("after link in", listing(r.p("e")));
+    r.rc("mkdir in", ::mkdir(r.p("d/sub").c_str(), 0755));
+    r.rc("symlink in", ::symlink("x", r.p("d/sym").c_str()));
+    r.note("after mkdir and symlink", listing(r.p("d")));
+    r.rc("rmdir", ::rmdir(r.p("d/sub").c_str()));
+    r.note("after rmdir", listing(r.p("d")));
+  });
 }
 
 // FUSE_CAP_CACHE_SYMLINKS: the kernel keeps a symlink's target with its pages.
