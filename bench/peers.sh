@@ -19,7 +19,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PT_SOURCE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 ALL_TARGETS="backing fsysfs fsysfs-dev fsysfs-none passthrough_ll mergerfs bindfs"
 # A/B variants of fsysfs, run only when --targets names them.
-EXTRA_TARGETS="fsysfs-wb fsysfs-handoff fsysfs-writes fsysfs-nodp"
+EXTRA_TARGETS="fsysfs-wb fsysfs-handoff fsysfs-writes fsysfs-nodp fsysfs-always"
 ALL_WORKLOADS="rw1 rw4 dsync seqw w4k seqwn seqr rrwarm rrcold meta sqlite tar"
 
 rounds=3
@@ -186,6 +186,9 @@ mount_target() {
     # Without the kernel's permission checks, as passthrough_ll runs: not safe for a mount
     # that other users share, but it shows what default_permissions costs.
     fsysfs-nodp) CMD[$t]="$fsysfs_bin -f -o allow_other,no_default_permissions $b $m" ;;
+    # cache=always: names, attributes and missing names trusted for a day, for a BACKING
+    # that only the mount changes.
+    fsysfs-always) CMD[$t]="$fsysfs_bin -f -o allow_other,cache=always $b $m" ;;
     passthrough_ll) CMD[$t]="$pt_bin -f -o allow_other,source=$b $m" ;;
     # mergerfs's documented set for "you don't need mmap" (no page cache of its own, so
     # writes and fsyncs reach the branch one for one), plus security_capability=false from its

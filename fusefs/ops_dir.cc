@@ -131,6 +131,16 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     DirHandle* raw = fs.add_dir(std::move(dh));
     if (raw == nullptr) return -ENOMEM;
     fi->fh = reinterpret_cast<uint64_t>(raw);
+    // cache=always: the kernel keeps the listing across opens (FOPEN_CACHE_DIR with
+    // FOPEN_KEEP_CACHE) and drops it when the directory changes through the mount (its
+    // i_version) or its mtime does. Not in auto: a change made directly in BACKING within
+    // the same mtime tick as the listing would never be seen. Not under strictatime, where
+    // every listing must reach BACKING to move its access time.
+    const MountFlags mf = fs.mount_flags();
+    if (fs.config().cache == CacheMode::kAlways && (!reads_move_atime(mf) || mf.nodiratime)) {
+      fi->cache_readdir = 1;
+      fi->keep_cache = 1;
+    }
     return 0;
   });
   if (rc < 0) {

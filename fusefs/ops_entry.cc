@@ -18,7 +18,7 @@ namespace {
 void reply_entry_or_err(fuse_req_t req, int rc, const fuse_entry_param& e) noexcept {
   if (rc < 0) {
     reply_err(req, -rc);
-  } else if (fuse_reply_entry(req, &e) != 0) {
+  } else if (fuse_reply_entry(req, &e) != 0 && e.ino != 0) {
     // The kernel did not get the entry (the request was interrupted), so it will never
     // forget the reference we took for it.
     fs_of(req).inodes().forget(e.ino, 1);
@@ -77,8 +77,18 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   fuse_entry_param e;
   // The kernel looks "." up only to decode a file handle whose inode it no longer holds:
   // `parent` may be a node id it has forgotten, which fs.inode() must never be given.
-  int rc = std::strcmp(name, ".") == 0 ? fs.lookup_node(parent, &e)
-                                       : fs.lookup(fs.inode(parent), name, &e);
+  const bool decode = std::strcmp(name, ".") == 0;
+  int rc = decode ? fs.lookup_node(parent, &e) : fs.lookup(fs.inode(parent), name, &e);
+  // A missing name as an entry with node id 0: the kernel keeps the negative dentry for
+  // the timeout. It drops it itself when a request through the mount creates the name
+  // (CREATE, MKNOD, MKDIR, SYMLINK, LINK, RENAME instantiate it), so only a name created
+  // directly in BACKING is seen late, as a removed one is with entry_timeout.
+  if (rc == -ENOENT && !decode && fs.config().negative_timeout > 0) {
+    fs.fuse_stats().count_error(ENOENT);  // what the caller gets, as an error reply counts
+    std::memset(&e, 0, sizeof e);
+    e.entry_timeout = fs.config().negative_timeout;
+    rc = 0;
+  }
   reply_entry_or_err(req, rc, e);
 }
 

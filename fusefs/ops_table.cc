@@ -54,6 +54,9 @@ void op_init(void* userdata, fuse_conn_info* conn) noexcept {
   // kernel refreshes its attributes (page_cache.h).
   want_if_capable(conn, FUSE_CAP_AUTO_INVAL_DATA);
   want_if_capable(conn, FUSE_CAP_FLOCK_LOCKS);
+  // A symlink's target is read once and kept in the kernel's page cache: the target of a
+  // backing symlink never changes (a new one is a new inode, so a new node id).
+  want_if_capable(conn, FUSE_CAP_CACHE_SYMLINKS);
   // Reads splice from the backing fd into /dev/fuse.
   want_if_capable(conn, FUSE_CAP_SPLICE_WRITE);
   want_if_capable(conn, FUSE_CAP_SPLICE_MOVE);

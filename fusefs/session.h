@@ -16,6 +16,11 @@ namespace fsysfs::fusefs {
 enum class Transport : uint8_t { kAuto, kUring, kDev };
 const char* transport_name(Transport t) noexcept;
 
+// What the kernel may cache, in virtiofsd's terms: kAuto trusts its caches for a second,
+// kAlways for a day (BACKING changes only through this mount), kNever not at all (others
+// change BACKING). mount/options.cc turns it into the timeouts and keep_cache below.
+enum class CacheMode : uint8_t { kAuto, kAlways, kNever };
+
 // The largest WRITE the kernel sends (INIT's max_write); a ring entry's payload holds one.
 inline constexpr unsigned kMaxWrite = 1u << 20;
 
@@ -34,10 +39,14 @@ struct Config {
   // BACKING's own mount has them); strictatime and nodiratime need root. After the mount
   // the daemon follows the flags the kernel shows, which a remount may change.
   MountFlags mount_flags;
+  CacheMode cache = CacheMode::kAuto;
   bool keep_cache = true;      // keep cached pages across opens of unchanged files (page_cache.h)
   double attr_timeout = 1.0;   // seconds
   double entry_timeout = 1.0;  // seconds
-  bool debug = false;          // libfuse request tracing (-d)
+  // How long the kernel may remember that a name does not exist (a LOOKUP answered with
+  // node id 0); 0 answers ENOENT, which it does not remember.
+  double negative_timeout = 1.0;  // seconds
+  bool debug = false;             // libfuse request tracing (-d)
   Transport transport = Transport::kAuto;
   unsigned uring_depth = 16;         // entries per io_uring queue (one queue per CPU)
   bool uring_idle_priority = false;  // queue owners run at SCHED_IDLE (ring_queue.h)

@@ -85,7 +85,9 @@ OptionSpec unsigned_option(std::string_view key, std::string_view help, Field<un
   };
 }
 
-OptionSpec seconds_option(std::string_view key, std::string_view help, Field<double> field) {
+// A number of seconds whose default follows `cache` (Settings): `unset` says how, in --help.
+OptionSpec seconds_option(std::string_view key, std::string_view help,
+                          Field<std::optional<double>> field, std::string unset) {
   return OptionSpec{
       .key = key,
       .value = OptionValue::kRequired,
@@ -103,7 +105,10 @@ OptionSpec seconds_option(std::string_view key, std::string_view help, Field<dou
         field(s) = value;
         return {};
       },
-      .show = [field](const Settings& s) { return fmt::format("{}", read(field, s)); },
+      .show = [field, unset = std::move(unset)](const Settings& s) -> std::string {
+        const std::optional<double> value = read(field, s);
+        return value ? fmt::format("{}", *value) : unset;
+      },
   };
 }
 
@@ -245,16 +250,37 @@ std::vector<OptionSpec> build_table() {
                "crash simulation: record how to undo every change no sync has made durable "
                "yet, for `fsysfs crash` (root, without writeback_cache)",
                [](Settings& s) -> bool& { return s.config.crashsim; }));
-  fs(word_option<bool>(
+  fs(word_option<fusefs::CacheMode>(
+      "cache", "auto|always|never",
+      "what the kernel may cache: auto trusts names, attributes and missing names for "
+      "a second; always for a day (a BACKING that only this mount changes); never not at all "
+      "(a BACKING that others change). Sets the defaults of the four options below",
+      [](Settings& s) -> fusefs::CacheMode& { return s.cache; },
+      std::array{Word<fusefs::CacheMode>{"auto", fusefs::CacheMode::kAuto},
+                 Word<fusefs::CacheMode>{"always", fusefs::CacheMode::kAlways},
+                 Word<fusefs::CacheMode>{"never", fusefs::CacheMode::kNever}}));
+  OptionSpec keep_cache = word_option<std::optional<bool>>(
       "keep_cache", "auto|off",
       "keep a file's cached pages when it is opened again unchanged (size and mtime); off for "
       "a BACKING that others change",
-      [](Settings& s) -> bool& { return s.config.keep_cache; },
-      std::array{Word<bool>{"auto", true}, Word<bool>{"off", false}}));
-  fs(seconds_option("attr_timeout", "how long the kernel may cache file attributes",
-                    [](Settings& s) -> double& { return s.config.attr_timeout; }));
-  fs(seconds_option("entry_timeout", "how long the kernel may cache name lookups",
-                    [](Settings& s) -> double& { return s.config.entry_timeout; }));
+      [](Settings& s) -> std::optional<bool>& { return s.keep_cache; },
+      std::array{Word<std::optional<bool>>{"auto", true}, Word<std::optional<bool>>{"off", false}});
+  keep_cache.show = [](const Settings& s) -> std::string {
+    if (!s.keep_cache) return "auto; off with cache=never";
+    return *s.keep_cache ? "auto" : "off";
+  };
+  fs(std::move(keep_cache));
+  const std::string per_mode = "1; 86400 with cache=always, 0 with cache=never";
+  fs(seconds_option(
+      "attr_timeout", "how long the kernel may cache file attributes",
+      [](Settings& s) -> std::optional<double>& { return s.attr_timeout; }, per_mode));
+  fs(seconds_option(
+      "entry_timeout", "how long the kernel may cache name lookups",
+      [](Settings& s) -> std::optional<double>& { return s.entry_timeout; }, per_mode));
+  fs(seconds_option(
+      "negative_timeout",
+      "how long the kernel may remember that a name does not exist; 0: not at all",
+      [](Settings& s) -> std::optional<double>& { return s.negative_timeout; }, per_mode));
   fs(unsigned_option(
       "handle_cache",
       "inodes the kernel has forgotten that file handles of the mount (open_by_handle_at, NFS) "
@@ -503,11 +529,29 @@ void apply_mount_options(Settings& settings, std::string_view options) {
   }
 }
 
+namespace {
+
+// The timeouts and keep_cache that `cache` implies, where they were not given.
+void resolve_cache(Settings& s) {
+  s.config.cache = s.cache;
+  double seconds = 1;
+  if (s.cache == fusefs::CacheMode::kAlways) seconds = 86400;
+  if (s.cache == fusefs::CacheMode::kNever) seconds = 0;
+  s.config.attr_timeout = *(s.attr_timeout = s.attr_timeout.value_or(seconds));
+  s.config.entry_timeout = *(s.entry_timeout = s.entry_timeout.value_or(seconds));
+  s.config.negative_timeout = *(s.negative_timeout = s.negative_timeout.value_or(seconds));
+  s.config.keep_cache =
+      *(s.keep_cache = s.keep_cache.value_or(s.cache != fusefs::CacheMode::kNever));
+}
+
+}  // namespace
+
 void finish_settings(Settings& settings) {
   settings.config.default_permissions =
       settings.default_permissions.value_or(settings.config.allow_other);
   settings.config.writeback_cache = settings.writeback_cache.value_or(
       settings.config.durability == fusefs::Durability::kNone && !settings.config.crashsim);
+  resolve_cache(settings);
   // Resolved: show() now reports what the mount gets.
   settings.default_permissions = settings.config.default_permissions;
   settings.writeback_cache = settings.config.writeback_cache;

@@ -26,6 +26,14 @@ struct Settings {
   // Unset: on with durability=none (nothing is synced, so the kernel may as well cache
   // writes), else off. Copied into config.writeback_cache by finish_settings().
   std::optional<bool> writeback_cache;
+  // How long the kernel may trust what it cached: `cache` sets the defaults of the four
+  // below; each one given explicitly wins, whatever the order. Copied into config by
+  // finish_settings().
+  fusefs::CacheMode cache = fusefs::CacheMode::kAuto;
+  std::optional<double> attr_timeout;
+  std::optional<double> entry_timeout;
+  std::optional<double> negative_timeout;
+  std::optional<bool> keep_cache;
   // An access time option (noatime, relatime, ...) was applied. The first one resets the
   // atime rule and nodiratime to the kernel's default, relatime, as mount(2) does when it
   // is given any of them: `remount,noatime` drops nodiratime, `remount,ro` keeps both.

@@ -59,6 +59,34 @@ const std::vector<GoodCase>& good_cases() {
       {"attr_timeout=2.5", [](const Settings& s) { return s.config.attr_timeout == 2.5; }},
       {"entry_timeout=30", [](const Settings& s) { return s.config.entry_timeout == 30.0; }},
       {"entry_timeout=0.001", [](const Settings& s) { return s.config.entry_timeout == 0.001; }},
+      {"negative_timeout=0", [](const Settings& s) { return s.config.negative_timeout == 0.0; }},
+      {"negative_timeout=60", [](const Settings& s) { return s.config.negative_timeout == 60.0; }},
+      {"cache=auto",
+       [](const Settings& s) {
+         return s.config.attr_timeout == 1.0 && s.config.entry_timeout == 1.0 &&
+                s.config.negative_timeout == 1.0 && s.config.keep_cache;
+       }},
+      {"cache=always",
+       [](const Settings& s) {
+         return s.config.attr_timeout == 86400.0 && s.config.entry_timeout == 86400.0 &&
+                s.config.negative_timeout == 86400.0 && s.config.keep_cache;
+       }},
+      {"cache=never",
+       [](const Settings& s) {
+         return s.config.attr_timeout == 0.0 && s.config.entry_timeout == 0.0 &&
+                s.config.negative_timeout == 0.0 && !s.config.keep_cache;
+       }},
+      // An explicit timeout or keep_cache wins over the mode's, before or after it.
+      {"attr_timeout=5,cache=always",
+       [](const Settings& s) {
+         return s.config.attr_timeout == 5.0 && s.config.entry_timeout == 86400.0;
+       }},
+      {"cache=always,negative_timeout=0",
+       [](const Settings& s) {
+         return s.config.negative_timeout == 0.0 && s.config.entry_timeout == 86400.0;
+       }},
+      {"cache=never,keep_cache=auto",
+       [](const Settings& s) { return s.config.keep_cache && s.config.attr_timeout == 0.0; }},
       {"handle_cache=0", [](const Settings& s) { return s.config.handle_cache == 0; }},
       {"handle_cache=1000000", [](const Settings& s) { return s.config.handle_cache == 1000000; }},
       {"engine=auto",
@@ -170,6 +198,7 @@ TEST(MountOptions, Defaults_MatchConfigAndEngineDefaults) {
   EXPECT_FALSE(s.config.writeback_cache);
   EXPECT_EQ(s.config.attr_timeout, config.attr_timeout);
   EXPECT_EQ(s.config.entry_timeout, config.entry_timeout);
+  EXPECT_EQ(s.config.negative_timeout, config.negative_timeout);
   EXPECT_EQ(s.config.engine.backend, BackendKind::kAuto);
   EXPECT_EQ(s.config.engine.queue_depth, config.engine.queue_depth);
   EXPECT_FALSE(s.config.engine.sqpoll);
@@ -263,6 +292,9 @@ TEST(MountOptions, BadValues_AreRejectedForEveryValuedOption) {
                                "sync_threads=0",
                                "nvme_flush=on",
                                "keep_cache=on",
+                               "cache=sometimes",
+                               "cache=",
+                               "negative_timeout=-1",
                                "nvme_flush=",
                                "log_level=",
                                "log_level=INFO",
