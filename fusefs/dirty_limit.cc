@@ -45,7 +45,11 @@ int apply_dirty_limit(const std::string& dir, const DirtyLimit& limit, bool writ
       // Without the writeback cache only mmap writes leave dirty pages: the kernel's cap is
       // no bottleneck there.
       if (!writeback) return 0;
-      return write_attr(dir + "/max_ratio", "100");
+      if (int rc = write_attr(dir + "/max_ratio", "100"); rc < 0) return rc;
+      // Without the strict limit the mount's writers wait only when the whole system is over
+      // its dirty limit, as a local disk's do. The knob appeared in Linux 6.2.
+      if (int rc = write_attr(dir + "/strict_limit", "0"); rc < 0 && rc != -ENOENT) return rc;
+      return 0;
     case DirtyLimit::Kind::kBytes:
       return write_attr(dir + "/max_bytes", std::to_string(limit.bytes));
   }

@@ -21,7 +21,8 @@ namespace fsysfs::fusefs {
 
 struct DirtyLimit {
   enum class Kind : uint8_t {
-    kAuto,    // with the writeback cache, the whole system threshold (max_ratio 100); else kKernel
+    kAuto,    // with the writeback cache, a local disk's limits (max_ratio 100, no strict
+              // limit); else kKernel
     kKernel,  // the kernel's FUSE default, left alone
     kBytes,   // max_bytes = bytes
   };

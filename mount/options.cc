@@ -265,8 +265,8 @@ std::vector<OptionSpec> build_table() {
       .section = OptionSection::kFsysfs,
       .change = OptionChange::kMount,
       .help = "how much dirty page cache the kernel lets the mount hold before writers wait "
-              "(root only): auto lifts FUSE's cap (1% of the system's dirty limit) to the "
-              "whole system's limit, as a local disk has, when the writeback cache is on; "
+              "(root only): auto lifts FUSE's cap (1% of the system's dirty limit, strict) to "
+              "a local disk's limits when the writeback cache is on; "
               "kernel keeps FUSE's cap; SIZE (bytes, K, M, G) sets it",
       .apply = [](Settings& s, std::optional<std::string_view> v) -> std::string {
         using Kind = fusefs::DirtyLimit::Kind;

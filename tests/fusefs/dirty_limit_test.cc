@@ -25,6 +25,7 @@ struct Case {
   const char* options;
   unsigned max_ratio;  // when not 0: percent, as sysfs shows it
   uint64_t max_bytes;  // when not 0: sysfs's max_bytes, within 1% (it is kept as a ratio)
+  bool strict_limit;
 };
 
 // gtest names the parameter by its options in test listings.
@@ -61,6 +62,7 @@ TEST_P(MaxDirty, BdiAndStatsShowTheLimit) {
   const Case& c = GetParam();
   const uint64_t ratio = bdi_value("max_ratio");
   const uint64_t bytes = bdi_value("max_bytes");
+  EXPECT_EQ(bdi_value("strict_limit") != 0, c.strict_limit);
   if (c.max_ratio != 0) {
     EXPECT_EQ(ratio, c.max_ratio);
   }
@@ -70,18 +72,19 @@ TEST_P(MaxDirty, BdiAndStatsShowTheLimit) {
   const std::string json = read_stats_json(mnt_);
   expect_near(json_number(json, {"dirty_limit", "max_bytes"}), bytes);
   EXPECT_EQ(json_number(json, {"dirty_limit", "max_ratio"}), ratio);
+  EXPECT_NE(json.find(c.strict_limit ? "\"strict\":true" : "\"strict\":false"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Mounts, MaxDirty,
     ::testing::Values(
-        // The writeback cache (on with durability=none) may fill the system's dirty limit.
-        Case{"NoneAuto", "allow_other,durability=none", 100, 0},
-        Case{"WritebackAuto", "allow_other,writeback_cache,max_dirty=auto", 100, 0},
-        // Write-through mounts and max_dirty=kernel keep FUSE's own cap, 1%.
-        Case{"WriteThrough", "allow_other", 1, 0},
-        Case{"Kernel", "allow_other,durability=none,max_dirty=kernel", 1, 0},
-        Case{"Size64M", "allow_other,durability=none,max_dirty=64M", 0, 64ull << 20}),
+        // The writeback cache (on with durability=none) gets a local disk's limits.
+        Case{"NoneAuto", "allow_other,durability=none", 100, 0, false},
+        Case{"WritebackAuto", "allow_other,writeback_cache,max_dirty=auto", 100, 0, false},
+        // Write-through mounts and max_dirty=kernel keep FUSE's own strict cap, 1%.
+        Case{"WriteThrough", "allow_other", 1, 0, true},
+        Case{"Kernel", "allow_other,durability=none,max_dirty=kernel", 1, 0, true},
+        Case{"Size64M", "allow_other,durability=none,max_dirty=64M", 0, 64ull << 20, true}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 // Far more than FUSE's own cap (1% of the dirty limit) written through a writeback-cache
