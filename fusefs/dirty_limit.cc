@@ -33,11 +33,9 @@ std::optional<uint64_t> read_number(const std::string& path) noexcept {
   return value;
 }
 
-}  // namespace
-
-std::string bdi_dir(std::string_view device) { return "/sys/class/bdi/" + std::string(device); }
-
-int apply_dirty_limit(const std::string& dir, const DirtyLimit& limit, bool writeback) noexcept {
+// Returns 0 (also when there is nothing to change), or -errno of the first write sysfs
+// refused.
+int apply_dirty_limit(const std::string& dir, const DirtyLimit& limit, bool writeback) {
   switch (limit.kind) {
     case DirtyLimit::Kind::kKernel:
       return 0;
@@ -56,6 +54,10 @@ int apply_dirty_limit(const std::string& dir, const DirtyLimit& limit, bool writ
   return -EINVAL;
 }
 
+}  // namespace
+
+std::string bdi_dir(std::string_view device) { return "/sys/class/bdi/" + std::string(device); }
+
 void limit_dirty_pages(std::string_view device, const DirtyLimit& limit, bool writeback,
                        spdlog::logger& log) noexcept {
   if (device.empty()) {
@@ -67,9 +69,10 @@ void limit_dirty_pages(std::string_view device, const DirtyLimit& limit, bool wr
   try {
     const std::string dir = bdi_dir(device);
     if (int rc = apply_dirty_limit(dir, limit, writeback); rc < 0) {
-      // Not root, or a kernel without max_bytes (before 6.2): the mount still works, with
-      // writers throttled earlier.
-      log.warn("max_dirty: cannot set the dirty page limit in {}: {}", dir, std::strerror(-rc));
+      // Writers are throttled earlier, nothing worse.
+      const auto level = rc == -EACCES || rc == -EPERM ? spdlog::level::info : spdlog::level::warn;
+      log.log(level, "max_dirty: cannot set the dirty page limit in {} ({}): FUSE's own stays", dir,
+              std::strerror(-rc));
       return;
     }
     if (auto now = read_bdi_limits(dir)) {

@@ -41,12 +41,8 @@ struct BdiLimits {
 // "/sys/class/bdi/<device>" for a superblock's "major:minor".
 std::string bdi_dir(std::string_view device);
 
-// Gives the bdi directory `dir` the limit (kAuto: as `writeback` says). Returns 0 (also when
-// there is nothing to change), or -errno of the first write sysfs refused (EACCES when not
-// root).
-int apply_dirty_limit(const std::string& dir, const DirtyLimit& limit, bool writeback) noexcept;
-
-// Applies the limit to the mount's bdi and logs what it got or why not.
+// Gives the mount's bdi the limit (kAuto: as `writeback` says) and logs what it got, or why
+// not (sysfs refuses anyone but root). The mount works either way.
 void limit_dirty_pages(std::string_view device, const DirtyLimit& limit, bool writeback,
                        spdlog::logger& log) noexcept;
 
