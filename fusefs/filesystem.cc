@@ -244,6 +244,7 @@ int Filesystem::watch_mount() noexcept {
       return -ENOENT;
     }
     mount_id_ = found->id;
+    device_ = found->device;
     if (size_t colon = found->device.find(':'); colon != std::string::npos) {
       connection_ = std::stoi(found->device.substr(colon + 1));
     }

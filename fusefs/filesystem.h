@@ -105,6 +105,8 @@ class Filesystem {
   // Call once, right after mounting and before requests are served. -errno (logged) when
   // the mount is not there; its flags then stay the ones asked for.
   int watch_mount() noexcept;
+  // The mount's superblock device, "major:minor" ("" until watch_mount found it).
+  const std::string& device() const noexcept { return device_; }
   // Takes the mount's flags again when the mount table changed since the last look (one
   // poll(2) of /proc/self/mountinfo when it did not). Called before every open, so that the
   // first open after a remount already follows its flags.
@@ -243,6 +245,7 @@ class Filesystem {
   // mountinfo_ is set once, by watch_mount, before requests are served.
   std::mutex mount_mu_;
   int mount_id_ = 0;
+  std::string device_;   // the mount's "major:minor", set by watch_mount
   int connection_ = -1;  // the FUSE connection's number (the mount's minor), for crash_now
   UniqueFd mountinfo_;   // /proc/self/mountinfo, polled for changes of the mount table
   // The strictatime view: a private, detached copy of BACKING's mount (open_tree) that

@@ -138,6 +138,7 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   }
   // Before any request is served: opens follow the flags the kernel shows from the start.
   fs->watch_mount();
+  limit_dirty_pages(fs->device(), config.dirty_limit, config.writeback_cache, *log);
   if (int rc = use_device_io(se.get()); rc != 0) {
     log->warn("cannot install the /dev/fuse hooks ({}): the kernel clears suid/sgid itself",
               std::strerror(-rc));

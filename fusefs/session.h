@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/options.h"
+#include "fusefs/dirty_limit.h"
 #include "fusefs/durability.h"
 #include "fusefs/mount_flags.h"
 
@@ -35,6 +36,7 @@ struct Config {
   bool allow_other = false;
   bool default_permissions = false;
   bool writeback_cache = false;
+  DirtyLimit dirty_limit;  // the mount's cap on dirty page cache (dirty_limit.h)
   // The kernel mount flags asked for. dev and suid are dropped unless root mounts (and
   // BACKING's own mount has them); strictatime and nodiratime need root. After the mount
   // the daemon follows the flags the kernel shows, which a remount may change.

@@ -8,6 +8,7 @@
 
 #include "engine/nvme.h"
 #include "fusefs/crashsim.h"
+#include "fusefs/dirty_limit.h"
 #include "fusefs/filesystem.h"
 #include "fusefs/transport/uring_transport.h"
 
@@ -65,6 +66,7 @@ struct Report {
         dirsync(fs.dirsync_setting()),
         dirsync_on(fs.dirsync()),
         writeback(fs.writeback()),
+        dirty(fs.device().empty() ? std::nullopt : read_bdi_limits(bdi_dir(fs.device()))),
         kills_privs(fs.kills_privs()),
         mount_flags(fs.mount_flags()),
         engine(fs.engine().stats()),
@@ -83,6 +85,7 @@ struct Report {
   DirSync dirsync;
   bool dirsync_on;
   bool writeback;
+  std::optional<BdiLimits> dirty;  // the kernel's cap on the mount's dirty pages
   bool kills_privs;
   MountFlags mount_flags;
   engine::StatsSnapshot engine;
@@ -125,6 +128,10 @@ std::string stats_text(Filesystem& fs) {
   append_line(out, "durability {}, dirsync {} ({}), writeback cache {}, suid/sgid cleared by {}",
               durability_name(r.durability), r.dirsync_on ? "on" : "off", dirsync_name(r.dirsync),
               r.writeback ? "on" : "off", r.kills_privs ? "daemon" : "kernel");
+  if (r.dirty) {
+    append_line(out, "dirty page limit {} bytes ({}% of the system's, strict {})",
+                r.dirty->max_bytes, r.dirty->max_ratio, r.dirty->strict_limit ? "on" : "off");
+  }
   if (r.crashsim) {
     append_line(out, "crashsim: {} change(s) not durable yet (fsysfs crash would undo them)",
                 r.crashsim_records);
@@ -204,6 +211,12 @@ std::string stats_json(Filesystem& fs) {
                    durability_name(r.durability), dirsync_name(r.dirsync), r.dirsync_on);
   o += fmt::format("\"writeback_cache\":{},\"suid_cleared_by\":\"{}\",", r.writeback,
                    r.kills_privs ? "daemon" : "kernel");
+  if (r.dirty) {
+    o += fmt::format("\"dirty_limit\":{{\"max_bytes\":{},\"max_ratio\":{},\"strict\":{}}},",
+                     r.dirty->max_bytes, r.dirty->max_ratio, r.dirty->strict_limit);
+  } else {
+    o += "\"dirty_limit\":null,";
+  }
   o += fmt::format("\"transport\":{},\"ring_requests\":{},", json_string(r.transport),
                    r.ring_requests);
   o += fmt::format("\"engine\":{{\"backend\":{},\"notes\":{},", json_string(r.engine.backend),

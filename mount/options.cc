@@ -1,6 +1,7 @@
 #include "mount/options.h"
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <vector>
@@ -110,6 +111,22 @@ OptionSpec seconds_option(std::string_view key, std::string_view help,
         return value ? fmt::format("{}", *value) : unset;
       },
   };
+}
+
+// A byte count with an optional binary suffix: 4096, 512K, 64M, 2G, 1T.
+std::optional<unsigned long long> parse_size(std::string_view text) {
+  constexpr std::string_view kSuffixes = "KMGT";
+  unsigned shift = 0;
+  if (!text.empty()) {
+    const size_t i = kSuffixes.find(static_cast<char>(std::toupper(text.back())));
+    if (i != std::string_view::npos) {
+      shift = 10 * static_cast<unsigned>(i + 1);
+      text.remove_suffix(1);
+    }
+  }
+  auto value = parse_unsigned(text);
+  if (!value || *value > (~0ull >> shift)) return std::nullopt;
+  return *value << shift;
 }
 
 // An option whose value is one of a fixed set of words.
@@ -246,6 +263,41 @@ std::vector<OptionSpec> build_table() {
       }));
   fs(flag("no_writeback_cache", "turn writeback_cache off, even with durability=none",
           [](Settings& s) { s.writeback_cache = false; }, {}));
+  fs(OptionSpec{
+      .key = "max_dirty",
+      .value = OptionValue::kRequired,
+      .value_syntax = "auto|kernel|SIZE",
+      .section = OptionSection::kFsysfs,
+      .change = OptionChange::kMount,
+      .help = "how much dirty page cache the kernel lets the mount hold before writers wait "
+              "(root only): auto lifts FUSE's cap (1% of the system's dirty limit, strict) to "
+              "a local disk's limits when the writeback cache is on; "
+              "kernel keeps FUSE's cap; SIZE (bytes, K, M, G) sets it",
+      .apply = [](Settings& s, std::optional<std::string_view> v) -> std::string {
+        using Kind = fusefs::DirtyLimit::Kind;
+        fusefs::DirtyLimit& limit = s.config.dirty_limit;
+        if (*v == "auto" || *v == "kernel") {
+          limit = {.kind = *v == "auto" ? Kind::kAuto : Kind::kKernel, .bytes = 0};
+          return {};
+        }
+        auto bytes = parse_size(*v);
+        if (!bytes || *bytes == 0) return "auto, kernel or a size such as 512M";
+        limit = {.kind = Kind::kBytes, .bytes = *bytes};
+        return {};
+      },
+      .show = [](const Settings& s) -> std::string {
+        const fusefs::DirtyLimit& limit = s.config.dirty_limit;
+        switch (limit.kind) {
+          case fusefs::DirtyLimit::Kind::kAuto:
+            return "auto";
+          case fusefs::DirtyLimit::Kind::kKernel:
+            return "kernel";
+          case fusefs::DirtyLimit::Kind::kBytes:
+            return std::to_string(limit.bytes);
+        }
+        return "?";
+      },
+  });
   fs(bool_flag("crashsim",
                "crash simulation: record how to undo every change no sync has made durable "
                "yet, for `fsysfs crash` (root, without writeback_cache)",

@@ -55,6 +55,22 @@ const std::vector<GoodCase>& good_cases() {
       {"writeback_cache", [](const Settings& s) { return s.config.writeback_cache; }},
       {"writeback_cache,no_writeback_cache",
        [](const Settings& s) { return !s.config.writeback_cache; }},
+      {"max_dirty=kernel",
+       [](const Settings& s) {
+         return s.config.dirty_limit.kind == fusefs::DirtyLimit::Kind::kKernel;
+       }},
+      {"max_dirty=kernel,max_dirty=auto",
+       [](const Settings& s) { return s.config.dirty_limit == fusefs::DirtyLimit{}; }},
+      {"max_dirty=4096",
+       [](const Settings& s) {
+         return s.config.dirty_limit ==
+                fusefs::DirtyLimit{.kind = fusefs::DirtyLimit::Kind::kBytes, .bytes = 4096};
+       }},
+      {"max_dirty=512M",
+       [](const Settings& s) { return s.config.dirty_limit.bytes == 512ull << 20; }},
+      {"max_dirty=2g", [](const Settings& s) { return s.config.dirty_limit.bytes == 2ull << 30; }},
+      {"max_dirty=64k",
+       [](const Settings& s) { return s.config.dirty_limit.bytes == 64ull << 10; }},
       {"attr_timeout=0", [](const Settings& s) { return s.config.attr_timeout == 0.0; }},
       {"attr_timeout=2.5", [](const Settings& s) { return s.config.attr_timeout == 2.5; }},
       {"entry_timeout=30", [](const Settings& s) { return s.config.entry_timeout == 30.0; }},
@@ -206,6 +222,7 @@ TEST(MountOptions, Defaults_MatchConfigAndEngineDefaults) {
   EXPECT_TRUE(s.config.engine.nvme_flush);
   EXPECT_TRUE(s.config.keep_cache);
   EXPECT_EQ(s.config.engine.inline_ops, config.engine.inline_ops);
+  EXPECT_EQ(s.config.dirty_limit, fusefs::DirtyLimit{});
   // rw, exec, nodev, nosuid, relatime.
   EXPECT_EQ(s.config.mount_flags, fusefs::MountFlags{});
   EXPECT_FALSE(s.config.mount_flags.read_only);
@@ -306,7 +323,15 @@ TEST(MountOptions, BadValues_AreRejectedForEveryValuedOption) {
                                "max_background=65536",
                                "max_background=-1",
                                "handle_cache=-1",
-                               "handle_cache=lots"}) {
+                               "handle_cache=lots",
+                               "max_dirty=",
+                               "max_dirty=0",
+                               "max_dirty=0M",
+                               "max_dirty=lots",
+                               "max_dirty=5MB",
+                               "max_dirty=-1G",
+                               "max_dirty=99999999999T",
+                               "max_dirty=M"}) {
     SCOPED_TRACE(std::string(bad));
     std::string value(bad.substr(bad.find('=') + 1));
     std::string key(bad.substr(0, bad.find('=')));
