@@ -1,5 +1,6 @@
 #include "engine/client_ring.h"
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
@@ -17,9 +18,10 @@ thread_local ClientRing* t_client_ring = nullptr;
 static_assert(!is_op_cqe(2) && is_op_cqe(kOpTagSync), "client_ring.h documents these tags");
 
 struct ClientRing::Retired {
-  std::mutex mu;               // leaf lock
-  std::vector<int> slots;      // guarded by mu
-  std::function<void()> wake;  // guarded by mu; empty once the ring is gone
+  std::mutex mu;                              // leaf lock
+  std::vector<int> slots;                     // guarded by mu
+  std::function<void()> wake;                 // guarded by mu; empty once the ring is gone
+  std::atomic<unsigned>* retiring = nullptr;  // the Engine's count of slots in `slots`
 };
 
 ClientRing::ClientRing(Engine& engine, io_uring& ring, Setup setup)
@@ -27,8 +29,10 @@ ClientRing::ClientRing(Engine& engine, io_uring& ring, Setup setup)
       ring_(ring),
       buffers_(std::move(setup.buffers)),
       retired_(std::make_shared<Retired>()),
+      given_back_(std::move(setup.given_back)),
       slot_base_(setup.file_slot_base) {
   retired_->wake = std::move(setup.wake);
+  retired_->retiring = &engine.slots_retiring_;
   if (setup.file_slots > 0) {
     files_.emplace(setup.file_slots);
     slot_file_.resize(setup.file_slots);
@@ -47,6 +51,9 @@ ClientRing::~ClientRing() {
   // Files destroyed from now on have nothing to give back: the ring's table goes with it.
   std::lock_guard lock(retired_->mu);
   retired_->wake = nullptr;
+  retired_->retiring->fetch_sub(static_cast<unsigned>(retired_->slots.size()),
+                                std::memory_order_release);
+  retired_->slots.clear();
 }
 
 int ClientRing::slot_of(File& f) noexcept {
@@ -81,6 +88,12 @@ int ClientRing::slot_of(File& f) noexcept {
 void ClientRing::retire(const std::weak_ptr<void>& retired, int slot) noexcept {
   auto r = std::static_pointer_cast<Retired>(retired.lock());
   if (!r) return;
+  if (t_client_ring != nullptr && t_client_ring->retired_ == r) {
+    // Destroyed on the ring's owner: the file is closed before this returns (before the
+    // FUSE RELEASE that destroyed it is answered, say), not at the owner's next turn.
+    t_client_ring->give_back(slot);
+    return;
+  }
   std::lock_guard lock(r->mu);
   if (!r->wake) return;
   try {
@@ -88,7 +101,23 @@ void ClientRing::retire(const std::weak_ptr<void>& retired, int slot) noexcept {
   } catch (...) {
     return;  // the slot stays registered until the ring goes; its file stays open until then
   }
+  r->retiring->fetch_add(1, std::memory_order_seq_cst);
   r->wake();
+}
+
+bool ClientRing::give_back(int slot) noexcept {
+  const auto index = static_cast<size_t>(slot - static_cast<int>(slot_base_));
+  slots_.erase(slot_file_[index]);
+  int none = -1;
+  if (int r = io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &none, 1);
+      r != 1) {
+    // Keep the slot out of circulation rather than risk it naming a stale file.
+    component_logger("engine")->error("client ring: fixed file slot {} not released: {}", slot,
+                                      std::strerror(r < 0 ? -r : EIO));
+    return false;
+  }
+  files_->free(static_cast<int>(index));
+  return true;
 }
 
 void ClientRing::give_back_retired() noexcept {
@@ -98,19 +127,11 @@ void ClientRing::give_back_retired() noexcept {
     std::lock_guard lock(retired_->mu);
     slots.swap(retired_->slots);
   }
-  for (int slot : slots) {
-    const auto index = static_cast<size_t>(slot - static_cast<int>(slot_base_));
-    slots_.erase(slot_file_[index]);
-    int none = -1;
-    if (int r = io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &none, 1);
-        r != 1) {
-      // Keep the slot out of circulation rather than risk it naming a stale file.
-      component_logger("engine")->error("client ring: fixed file slot {} not released: {}", slot,
-                                        std::strerror(r < 0 ? -r : EIO));
-      continue;
-    }
-    files_->free(static_cast<int>(index));
-  }
+  if (slots.empty()) return;
+  bool given = false;
+  for (int slot : slots) given |= give_back(slot);
+  if (given && given_back_) given_back_();
+  retired_->retiring->fetch_sub(static_cast<unsigned>(slots.size()), std::memory_order_seq_cst);
 }
 
 ClientRing* ClientRing::of_thread(const Engine& engine) noexcept {

@@ -46,9 +46,14 @@ class ClientRing {
     // destroyed. None: ops name files by their fds.
     unsigned file_slot_base = 0;
     unsigned file_slots = 0;
-    // Makes the ring's owner turn soon (from any thread): a destroyed file's slot is given
-    // back on the owner's next prep_pending().
+    // Makes the ring's owner turn soon (from any thread): a file destroyed on another thread
+    // gives its slot back on the owner's next prep_pending(); one destroyed on the owner
+    // gives it back at once.
     std::function<void()> wake;
+    // Called on the owner when prep_pending() gave back such slots (the files they held
+    // open are closed unless something else holds them), before Engine::slots_retiring()
+    // stops counting them.
+    std::function<void()> given_back;
   };
 
   ClientRing(Engine& engine, io_uring& ring, Setup setup);
@@ -83,6 +88,8 @@ class ClientRing {
   // The slot that names `f` on the ring, registered on first use; -1: its fd.
   int slot_of(File& f) noexcept;
   void give_back_retired() noexcept;
+  // Unregisters `slot` and frees it for other files; false when the kernel refused.
+  bool give_back(int slot) noexcept;
   // From ~File, any thread.
   static void retire(const std::weak_ptr<void>& retired, int slot) noexcept;
 
@@ -91,6 +98,7 @@ class ClientRing {
   std::unique_ptr<OpRing> ops_;
   std::vector<iovec> buffers_;
   std::shared_ptr<Retired> retired_;
+  const std::function<void()> given_back_;
   const unsigned slot_base_;
   std::optional<FileTable> files_;           // the engine's part of the ring's table
   std::unordered_map<uint64_t, int> slots_;  // File::id_ -> ring slot

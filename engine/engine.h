@@ -158,6 +158,12 @@ class Engine {
   int64_t read(File& f, std::span<std::byte> into, uint64_t off);
   int sync(File& f, SyncKind kind);
 
+  // Fixed-file slots of destroyed Files that a client ring has not given back yet: each keeps
+  // its file open (and a removed file's blocks allocated) until that ring's owner turns.
+  unsigned slots_retiring() const noexcept {
+    return slots_retiring_.load(std::memory_order_seq_cst);
+  }
+
   StatsSnapshot stats() const;
   void reset_stats() noexcept;
   // "io_uring" or "sync".
@@ -207,6 +213,7 @@ class Engine {
   std::unique_ptr<NvmeFlusher> flusher_;
   std::shared_ptr<Backend> backend_;       // shared with Files, which may outlive the Engine
   std::atomic<unsigned> inline_waits_{0};  // device waits running inline now
+  std::atomic<unsigned> slots_retiring_{0};
 };
 
 }  // namespace fsysfs::engine

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,7 +82,15 @@ std::unique_ptr<Filesystem> Filesystem::create(const Config& config) noexcept {
 Filesystem::Filesystem(const Config& config, std::unique_ptr<Inode> root, BackingHandles handles)
     : config_(config),
       log_(component_logger("fusefs")),
-      inodes_(std::move(root), std::move(handles), config.handle_cache),
+      // On /dev/fuse the FUSE workers wait: one must be left to read what they wait for.
+      space_(
+          config.worker_threads() - 1, [this] { return removed_held(); },
+          [this] {
+            struct statvfs sv;
+            if (::fstatvfs(inodes_.root().fd.get(), &sv) != 0) return uint64_t{0};
+            return static_cast<uint64_t>(sv.f_bavail);
+          }),
+      inodes_(std::move(root), std::move(handles), config.handle_cache, &space_),
       durability_(config.durability),
       dirsync_(config.dirsync),
       owner_(::getuid()),
@@ -379,6 +388,36 @@ bool Filesystem::run_blocking(std::function<void()> work) noexcept {
   return blocking_->run(std::move(work));
 }
 
+void Filesystem::retry_full(int rc, uint64_t sample, const std::function<int()>& attempt,
+                            const std::function<void(int)>& answer) noexcept {
+  bool queued = false;
+  try {
+    queued = run_blocking([this, rc, sample, attempt, answer]() noexcept {
+      answer(attempt_while_full(rc, sample, attempt));
+    });
+  } catch (...) {
+  }
+  if (!queued) answer(rc);
+}
+
+int Filesystem::attempt_while_full(int rc, uint64_t sample,
+                                   const std::function<int()>& attempt) noexcept {
+  const auto deadline = SpaceReturn::Clock::now() + SpaceReturn::kWait;
+  while (SpaceReturn::full(rc) && space_.wait(sample, deadline)) {
+    stats_.count(SyncEvent::kSpaceRetry);
+    sample = space_.sample();
+    rc = attempt();
+  }
+  return rc;
+}
+
+SpaceReturn::Held Filesystem::removed_held() {
+  SpaceReturn::Held held;
+  inodes_.removed_held(&held.files);
+  if (engine_) held.ring_slots = engine_->slots_retiring();
+  return held;
+}
+
 void Filesystem::start_uring_transport() noexcept {
   UringTransport* t = uring_transport();
   if (t == nullptr) return;
@@ -436,6 +475,7 @@ int Filesystem::invalidate_attrs(const Inode& inode) noexcept {
 }
 
 void Filesystem::release_file(FileHandle* h) noexcept {
+  SpaceReturn::Dropping dropping(&space_);
   {
     std::lock_guard lock(handles_mu_);
     files_.erase(h);

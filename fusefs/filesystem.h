@@ -29,6 +29,7 @@
 #include "fusefs/inode_table.h"
 #include "fusefs/mount_flags.h"
 #include "fusefs/session.h"
+#include "fusefs/space_return.h"
 
 namespace spdlog {
 class logger;
@@ -195,6 +196,32 @@ class Filesystem {
   // (blocking_pool.h). False when it could not be queued.
   bool run_blocking(std::function<void()> work) noexcept;
 
+  // Space that removed files the daemon still holds will give back (space_return.h).
+  SpaceReturn& space() noexcept { return space_; }
+  // Runs `attempt` (a backing call: 0 or -errno), then `answer` with its result. When the
+  // backing fs was full (ENOSPC, EDQUOT) and removed files may give space back, attempts
+  // again as they do, for a while, where waiting is allowed: on this thread, or from an
+  // io_uring queue's owner on the blocking pool, where `answer` then runs too. What both
+  // use must stay valid until `answer` ran (a request's memory does until it is answered).
+  template <class Attempt, class Answer>
+  void with_space(const Attempt& attempt, const Answer& answer) noexcept {
+    const uint64_t sample = space_.sample();
+    const int rc = attempt();
+    if (!SpaceReturn::full(rc) || !space_.may_return(sample)) {
+      answer(rc);
+      return;
+    }
+    try {
+      retry_full(rc, sample, std::function<int()>(attempt), std::function<void(int)>(answer));
+    } catch (...) {
+      answer(rc);
+    }
+  }
+  // Where waiting is allowed, after `attempt` returned `rc` (0 or -errno), started after
+  // space().sample() gave `sample`: attempts again while the backing fs is full and removed
+  // files give space back. Returns the last result.
+  int attempt_while_full(int rc, uint64_t sample, const std::function<int()>& attempt) noexcept;
+
   // The session notifications go to; set once the session exists.
   void set_session(fuse_session* se) noexcept { session_.store(se, std::memory_order_release); }
   // Drops the kernel's cached pages of `inode` in [off, off + len) (len 0: to the end) and
@@ -215,12 +242,17 @@ class Filesystem {
   // Opens `inode` through the strictatime view; -errno when it cannot.
   int open_in_view(const Inode& inode, int flags) noexcept;
   void fill_entry(const Inode& inode, fuse_entry_param* e) const noexcept;
+  void retry_full(int rc, uint64_t sample, const std::function<int()>& attempt,
+                  const std::function<void(int)>& answer) noexcept;
+  // What the daemon holds that has no name left (SpaceReturn::Scan).
+  SpaceReturn::Held removed_held();
   // The engine file dirsync uses for `dir`, opened at its first use; -errno if that fails.
   int dir_sync_file(Inode& dir, engine::File** file) noexcept;
   void sync_dirs(Inode& first, Inode* second, std::function<void(int)> done) noexcept;
 
   const Config config_;
   std::shared_ptr<spdlog::logger> log_;
+  SpaceReturn space_;  // before inodes_, which lets go to it
   InodeTable inodes_;
   std::atomic<fuse_session*> session_{nullptr};
   std::atomic<UringTransport*> transport_{nullptr};

@@ -28,6 +28,8 @@ std::string_view sync_event_name(SyncEvent e) noexcept {
       return "dir_syncs";
     case SyncEvent::kFault:
       return "faults_injected";
+    case SyncEvent::kSpaceRetry:
+      return "space_retries";
     case SyncEvent::kCount:
       break;
   }

@@ -53,12 +53,14 @@ std::string_view fuse_op_name(FuseOp op) noexcept;
 
 // Durability decisions, each counted once per request that made it.
 enum class SyncEvent : uint8_t {
-  kIssued,   // an application fsync/fdatasync/fsyncdir sent to the engine
-  kSkipped,  // an application sync answered at once (durability=none)
-  kElided,   // an fdatasync answered at once: the file's data was already durable
-  kClose,    // an fdatasync added at close (durability=close)
-  kDir,      // a parent-directory fsync added by dirsync
-  kFault,    // an injected fault (error or delay) applied to a request
+  kIssued,      // an application fsync/fdatasync/fsyncdir sent to the engine
+  kSkipped,     // an application sync answered at once (durability=none)
+  kElided,      // an fdatasync answered at once: the file's data was already durable
+  kClose,       // an fdatasync added at close (durability=close)
+  kDir,         // a parent-directory fsync added by dirsync
+  kFault,       // an injected fault (error or delay) applied to a request
+  kSpaceRetry,  // a backing call tried again after the backing fs was full and removed
+                // files the daemon held gave space back (space_return.h)
   kCount
 };
 std::string_view sync_event_name(SyncEvent e) noexcept;

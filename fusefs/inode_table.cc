@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <new>
+#include <optional>
 
 #include "engine/log.h"
 
@@ -42,11 +44,13 @@ fuse_ino_t random_first_id() noexcept { return 3 + (random64() >> 3); }
 
 }  // namespace
 
-InodeTable::InodeTable(std::unique_ptr<Inode> root, BackingHandles handles, size_t remember)
+InodeTable::InodeTable(std::unique_ptr<Inode> root, BackingHandles handles, size_t remember,
+                       SpaceReturn* space)
     : root_(std::move(root)),
       handles_(std::move(handles)),
       remember_(handles_.enabled() ? remember : 0),
       generation_(random_generation()),
+      space_(space),
       next_id_(random_first_id()) {}
 
 Inode& InodeTable::get(fuse_ino_t ino) noexcept {
@@ -207,6 +211,8 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) noexcept {
     root_->nlookup.fetch_sub(n, std::memory_order_relaxed);
     return;
   }
+  // Open from before the Inode leaves the table until after its fds are closed.
+  std::optional<SpaceReturn::Dropping> dropping;
   std::unique_ptr<Inode> doomed;  // its fds close after the locks are dropped
   {
     std::lock_guard lock(mu_);
@@ -218,6 +224,7 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) noexcept {
       node.inode->nlookup.store(had - n, std::memory_order_relaxed);
       return;
     }
+    dropping.emplace(space_);
     doomed = std::move(node.inode);
     --counts_.live;
     if (remember_ == 0 || node.handle.empty()) {
@@ -246,6 +253,30 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) noexcept {
   unlink_forgotten(it->second);
   --counts_.remembered;
   erase(it->second);
+}
+
+void InodeTable::removed_held(std::vector<std::pair<dev_t, ino_t>>* out) {
+  // A lookup reference of our own keeps each Inode (and its fd) alive while it is looked at.
+  std::vector<Inode*> inodes;
+  {
+    std::lock_guard lock(mu_);
+    inodes.reserve(nodes_.size());
+    for (auto& [id, node] : nodes_) {
+      if (node.inode) inodes.push_back(add_ref(node));
+    }
+  }
+  for (Inode* inode : inodes) {
+    struct stat st;
+    if (::fstat(inode->fd.get(), &st) == 0 && st.st_nlink == 0) {
+      try {
+        out->emplace_back(inode->dev, inode->ino);
+      } catch (const std::bad_alloc&) {
+        // one fewer to wait for; the references taken above must still go
+      }
+    }
+    forget(inode->id, 1);
+  }
+  std::sort(out->begin(), out->end());
 }
 
 InodeTable::Counts InodeTable::counts() const noexcept {

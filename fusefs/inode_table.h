@@ -38,6 +38,7 @@
 #include <mutex>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "engine/engine.h"
 #include "engine/unique_fd.h"
@@ -45,6 +46,7 @@
 #include "fusefs/data_state.h"
 #include "fusefs/error_seq.h"
 #include "fusefs/page_cache.h"
+#include "fusefs/space_return.h"
 
 namespace fsysfs::fusefs {
 
@@ -73,9 +75,9 @@ class InodeTable {
  public:
   // `root` is the backing directory (its id must be FUSE_ROOT_ID); it answers FUSE_ROOT_ID
   // and is never forgotten. Forgotten nodes are remembered for file handles only when
-  // `handles` is on and `remember` > 0.
-  explicit InodeTable(std::unique_ptr<Inode> root, BackingHandles handles = {},
-                      size_t remember = 0);
+  // `handles` is on and `remember` > 0. Closed Inodes are let go to `space`, if not null.
+  explicit InodeTable(std::unique_ptr<Inode> root, BackingHandles handles = {}, size_t remember = 0,
+                      SpaceReturn* space = nullptr);
   InodeTable(const InodeTable&) = delete;
   InodeTable& operator=(const InodeTable&) = delete;
 
@@ -96,9 +98,14 @@ class InodeTable {
   // for a file that is gone; other -errno from reopening (BackingHandles::open).
   int find_by_id(fuse_ino_t ino, Inode** inode) noexcept;
 
-  // Drops `n` lookup references; at zero the Inode is closed and its node remembered or
-  // erased.
+  // Drops `n` lookup references; at zero the Inode is closed (a SpaceReturn::Dropping) and
+  // its node remembered or erased.
   void forget(fuse_ino_t ino, uint64_t n) noexcept;
+
+  // Adds to `out` (sorted) the (st_dev, st_ino) of every Inode whose backing file has no
+  // name left (st_nlink 0): files the daemon's references keep allocated. A syscall per
+  // Inode, none under the lock.
+  void removed_held(std::vector<std::pair<dev_t, ino_t>>* out);
 
   // Whether forgotten nodes are remembered (the kernel may be offered export support).
   bool remembers() const noexcept { return remember_ > 0; }
@@ -143,6 +150,7 @@ class InodeTable {
   const BackingHandles handles_;
   const size_t remember_;      // 0 when handles_ is off
   const uint64_t generation_;  // of every node but the root
+  SpaceReturn* const space_;
   // Leaf lock: nothing else is locked while it is held, and no reply is sent under it.
   // Syscalls (opening, encoding handles, closing fds) happen outside it.
   mutable std::mutex mu_;

@@ -55,19 +55,27 @@ void reply_changed(fuse_req_t req, int rc, Inode& parent, Inode* other = nullptr
 }
 
 int do_mknod(fuse_req_t req, Inode& parent, const char* name, mode_t mode, dev_t rdev) noexcept {
+  CredsGuard creds(req, fs_of(req).posix_acl());
+  if (creds.status() < 0) return creds.status();
+  mode = creds.mode(mode);
+  int rc = S_ISDIR(mode) ? ::mkdirat(parent.fd.get(), name, mode & ~S_IFMT)
+                         : ::mknodat(parent.fd.get(), name, mode, rdev);
+  return rc == 0 ? 0 : -errno;
+}
+
+// mknod and mkdir: the node is made as the caller, again if the backing fs was full while
+// removed files were giving space back.
+void make_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               dev_t rdev) noexcept {
   Filesystem& fs = fs_of(req);
-  if (int err = fs.inject(S_ISDIR(mode) ? FaultOp::kMkdir : FaultOp::kMknod, parent, name)) {
-    return -err;
+  Inode& dir = fs.inode(parent);
+  const bool is_dir = S_ISDIR(mode);
+  if (int err = fs.inject(is_dir ? FaultOp::kMkdir : FaultOp::kMknod, dir, name); err != 0) {
+    reply_err(req, err);
+    return;
   }
-  {
-    CredsGuard creds(req, fs.posix_acl());
-    if (creds.status() < 0) return creds.status();
-    mode = creds.mode(mode);
-    int rc = S_ISDIR(mode) ? ::mkdirat(parent.fd.get(), name, mode & ~S_IFMT)
-                           : ::mknodat(parent.fd.get(), name, mode, rdev);
-    if (rc != 0) return -errno;
-  }
-  return 0;
+  fs.with_space([req, &dir, name, mode, rdev] { return do_mknod(req, dir, name, mode, rdev); },
+                [req, &dir, name, is_dir](int rc) { reply_created(req, rc, dir, name, is_dir); });
 }
 
 }  // namespace
@@ -105,43 +113,50 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) no
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               dev_t rdev) noexcept {
-  Inode& dir = fs_of(req).inode(parent);
-  reply_created(req, do_mknod(req, dir, name, mode, rdev), dir, name, S_ISDIR(mode));
+  make_node(req, parent, name, mode, rdev);
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
-  Inode& dir = fs_of(req).inode(parent);
-  reply_created(req, do_mknod(req, dir, name, S_IFDIR | mode, 0), dir, name, true);
+  make_node(req, parent, name, S_IFDIR | mode, 0);
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) noexcept {
   Filesystem& fs = fs_of(req);
   Inode& dir = fs.inode(parent);
-  int rc = -fs.inject(FaultOp::kSymlink, dir, name);
-  if (rc == 0) {
-    CredsGuard creds(req);
-    rc = creds.status();
-    if (rc == 0 && ::symlinkat(link, dir.fd.get(), name) != 0) rc = -errno;
+  if (int err = fs.inject(FaultOp::kSymlink, dir, name); err != 0) {
+    reply_err(req, err);
+    return;
   }
-  reply_created(req, rc, dir, name);
+  fs.with_space(
+      [req, link, &dir, name] {
+        CredsGuard creds(req);
+        if (creds.status() < 0) return creds.status();
+        return ::symlinkat(link, dir.fd.get(), name) == 0 ? 0 : -errno;
+      },
+      [req, &dir, name](int rc) { reply_created(req, rc, dir, name); });
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) noexcept {
   Filesystem& fs = fs_of(req);
   Inode& inode = fs.inode(ino);
   Inode& dir = fs.inode(newparent);
-  int rc = -fs.inject(FaultOp::kLink, dir, newname);
-  if (rc == 0) {
-    // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which the caller's identity lacks;
-    // following the proc magic link needs nothing and ends at the inode, symlinks included.
-    CredsGuard creds(req);
-    rc = creds.status();
-    if (rc == 0 && ::linkat(AT_FDCWD, ProcPath(inode.fd.get()).c_str(), dir.fd.get(), newname,
-                            AT_SYMLINK_FOLLOW) != 0) {
-      rc = -errno;
-    }
+  if (int err = fs.inject(FaultOp::kLink, dir, newname); err != 0) {
+    reply_err(req, err);
+    return;
   }
-  reply_created(req, rc, dir, newname);
+  fs.with_space(
+      [req, &inode, &dir, newname] {
+        // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which the caller's identity
+        // lacks; following the proc magic link needs nothing and ends at the inode, symlinks
+        // included.
+        CredsGuard creds(req);
+        if (creds.status() < 0) return creds.status();
+        return ::linkat(AT_FDCWD, ProcPath(inode.fd.get()).c_str(), dir.fd.get(), newname,
+                        AT_SYMLINK_FOLLOW) == 0
+                   ? 0
+                   : -errno;
+      },
+      [req, &dir, newname](int rc) { reply_created(req, rc, dir, newname); });
 }
 
 namespace {
@@ -153,7 +168,10 @@ int remove_name(Filesystem& fs, Inode& dir, const char* name, int flags) noexcep
   if (cs != nullptr) {
     if (int rc = cs->before_remove(dir.fd.get(), name, &ticket); rc < 0) return rc;
   }
-  if (::unlinkat(dir.fd.get(), name, flags) == 0) return 0;
+  if (::unlinkat(dir.fd.get(), name, flags) == 0) {
+    fs.space().removed();
+    return 0;
+  }
   const int err = errno;
   if (cs != nullptr) cs->failed(ticket);
   return -err;
@@ -182,17 +200,30 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   Filesystem& fs = fs_of(req);
   Inode& from = fs.inode(parent);
   Inode& to = fs.inode(newparent);
-  int rc = -fs.inject(FaultOp::kRename, from, name);
-  CrashSim* cs = fs.crashsim();
-  uint64_t ticket = 0;
-  if (rc == 0 && cs != nullptr) {
-    rc = cs->before_rename(from.fd.get(), name, to.fd.get(), newname, flags, &ticket);
+  if (int err = fs.inject(FaultOp::kRename, from, name); err != 0) {
+    reply_err(req, err);
+    return;
   }
-  if (rc == 0 && ::renameat2(from.fd.get(), name, to.fd.get(), newname, flags) != 0) {
-    rc = -errno;
-    if (cs != nullptr) cs->failed(ticket);
-  }
-  reply_changed(req, rc, from, &to);
+  // A directory that grows needs space too.
+  fs.with_space(
+      [&fs, &from, name, &to, newname, flags] {
+        CrashSim* cs = fs.crashsim();
+        uint64_t ticket = 0;
+        if (cs != nullptr) {
+          if (int rc = cs->before_rename(from.fd.get(), name, to.fd.get(), newname, flags, &ticket);
+              rc < 0) {
+            return rc;
+          }
+        }
+        if (::renameat2(from.fd.get(), name, to.fd.get(), newname, flags) != 0) {
+          const int err = errno;
+          if (cs != nullptr) cs->failed(ticket);
+          return -err;
+        }
+        fs.space().removed();  // it may have replaced a file's last name
+        return 0;
+      },
+      [req, &from, &to](int rc) { reply_changed(req, rc, from, &to); });
 }
 
 }  // namespace fsysfs::fusefs

@@ -104,6 +104,36 @@ void sync_after_change(Filesystem& fs, FileHandle& h,
   if (rc < 0) done(-rc);
 }
 
+// A write the backing fs refused as full (`res`; started after space().sample() gave
+// `sample`), made again with the engine's blocking call while removed files give space back
+// (space_return.h). Where waiting is allowed.
+int64_t write_while_full(Filesystem& fs, engine::File& file, std::span<const std::byte> data,
+                         off_t off, engine::SyncKind sync, int64_t res, uint64_t sample) noexcept {
+  return fs.attempt_while_full(static_cast<int>(res), sample, [&] {
+    return guarded([&] {
+      // At most one request's payload (max_write): the count fits.
+      return static_cast<int>(fs.engine().write(file, data, static_cast<uint64_t>(off), sync));
+    });
+  });
+}
+
+// Set while do_write hands a write to the engine on this thread. A completion that runs
+// inside that call (the engine ran the write inline) and finds the backing fs full leaves
+// the next try to do_write, which may wait, rather than waiting inside the engine.
+struct FullInline {
+  bool full = false;
+  int64_t res = 0;
+};
+thread_local FullInline* t_submitting = nullptr;
+
+class Submitting {
+ public:
+  explicit Submitting(FullInline* f) noexcept { t_submitting = f; }
+  ~Submitting() { t_submitting = nullptr; }
+  Submitting(const Submitting&) = delete;
+  Submitting& operator=(const Submitting&) = delete;
+};
+
 // Hands the write to the engine; returns 0 once the completion owns the reply, or -errno
 // when nothing was submitted (the caller replies). `writepage`: the kernel is writing back
 // its cached pages (FUSE_WRITE_CACHE), with sizes and offsets of its own.
@@ -167,8 +197,12 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
       // pages and may need the engine to write dirty ones back.
       auto direct = [req, &fs, &h, &file, data, owned = std::move(copy), off, sync,
                      finish]() noexcept {
-        const int64_t res =
-            fs.engine().write(file, owned.empty() ? data : std::span(owned), off, sync);
+        const std::span<const std::byte> bytes = owned.empty() ? data : std::span(owned);
+        const uint64_t sample = fs.space().sample();
+        int64_t res = fs.engine().write(file, bytes, off, sync);
+        if (res < 0 && SpaceReturn::full(static_cast<int>(res)) && fs.space().may_return(sample)) {
+          res = write_while_full(fs, file, bytes, off, sync, res, sample);
+        }
         finish(res);
         if (res > 0) fs.invalidate_pages(*h.inode, off, res);
         reply_write_result(req, res);
@@ -177,14 +211,46 @@ int do_write(fuse_req_t req, Filesystem& fs, FileHandle& h, fuse_bufvec* bufv, o
       if (cs != nullptr) cs->changed(ticket);
       return -ENOMEM;
     }
+    // A write refused as full tries again where waiting is allowed: on this thread after
+    // the call when the engine ran it here, from a queue's owner on the blocking pool (the
+    // bytes are the request's own, valid until it is answered). An engine thread has
+    // neither: the error is the answer.
+    FullInline full_inline;
+    const uint64_t space_sample = fs.space().sample();
     try {
-      eng.write(file, data, off, sync, [req, finish](int64_t res) noexcept {
-        finish(res);
-        reply_write_result(req, res);
-      });
+      Submitting submitting(&full_inline);
+      eng.write(file, data, off, sync,
+                [req, &fs, &file, data, in_request = copy.empty(), off, sync, finish,
+                 sample = space_sample, token = &full_inline](int64_t res) noexcept {
+                  if (res < 0 && SpaceReturn::full(static_cast<int>(res)) &&
+                      fs.space().may_return(sample)) {
+                    if (t_submitting == token) {
+                      token->full = true;
+                      token->res = res;
+                      return;
+                    }
+                    if (in_request && RingQueue::on_owner_thread() &&
+                        fs.run_blocking([req, &fs, &file, data, off, sync, finish, res, sample] {
+                          const int64_t again =
+                              write_while_full(fs, file, data, off, sync, res, sample);
+                          finish(again);
+                          reply_write_result(req, again);
+                        })) {
+                      return;
+                    }
+                  }
+                  finish(res);
+                  reply_write_result(req, res);
+                });
     } catch (...) {
       if (cs != nullptr) cs->changed(ticket);
       throw;
+    }
+    if (full_inline.full) {
+      const int64_t res =
+          write_while_full(fs, file, data, off, sync, full_inline.res, space_sample);
+      finish(res);
+      reply_write_result(req, res);
     }
     return 0;
   });
@@ -243,68 +309,74 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   }
 }
 
-void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
-               fuse_file_info* fi) noexcept {
+namespace {
+
+// CREATE's backing open (as the caller): the new file's fd, or -errno.
+int create_backing(fuse_req_t req, Inode& dir, const char* name, mode_t mode,
+                   int open_flags) noexcept {
   Filesystem& fs = fs_of(req);
-  Inode& dir = fs.inode(parent);
-  fuse_entry_param e;
-  int rc = 0;
-  UniqueFd fd;
   CrashSim* cs = fs.crashsim();
+  CredsGuard creds(req, fs.posix_acl());
+  if (creds.status() < 0) return creds.status();
+  fs.follow_mount();
+  int flags = backing_flags(fs, open_flags) | (open_flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
+  // crashsim must know whether the name is new (its creation is undone) or the file was
+  // there (an O_TRUNC of it is a size change to undo): O_EXCL first tells.
+  const bool probe = cs != nullptr && (flags & O_EXCL) == 0;
+  if (probe) flags |= O_EXCL;
+  const int noatime = fs.create_flags();
+  UniqueFd fd(::openat(dir.fd.get(), name, flags | noatime, creds.mode(mode)));
+  // EPERM for O_NOATIME: an existing file of another owner (see open_backing).
+  if (!fd && errno == EPERM && noatime != 0) {
+    fd.reset(::openat(dir.fd.get(), name, flags, creds.mode(mode)));
+  }
   bool created = true;
-  rc = -fs.inject(FaultOp::kCreate, dir, name);
-  if (rc == 0) {
-    CredsGuard creds(req, fs.posix_acl());
-    rc = creds.status();
-    if (rc == 0) {
-      fs.follow_mount();
-      int flags = backing_flags(fs, fi->flags) | (fi->flags & O_EXCL) | O_CREAT | O_NOFOLLOW;
-      // crashsim must know whether the name is new (its creation is undone) or the file
-      // was there (an O_TRUNC of it is a size change to undo): O_EXCL first tells.
-      const bool probe = cs != nullptr && (flags & O_EXCL) == 0;
-      if (probe) flags |= O_EXCL;
-      const int noatime = fs.create_flags();
-      fd.reset(::openat(dir.fd.get(), name, flags | noatime, creds.mode(mode)));
-      // EPERM for O_NOATIME: an existing file of another owner (see open_backing).
-      if (!fd && errno == EPERM && noatime != 0)
-        fd.reset(::openat(dir.fd.get(), name, flags, creds.mode(mode)));
-      if (!fd && errno == EEXIST && probe) {
-        created = false;
-        flags &= ~(O_EXCL | O_CREAT | O_TRUNC);
-        fd.reset(::openat(dir.fd.get(), name, flags | noatime));
-        if (!fd && errno == EPERM && noatime != 0) fd.reset(::openat(dir.fd.get(), name, flags));
-        if (fd && (fi->flags & O_TRUNC)) {
-          uint64_t ticket = 0;
-          rc = cs->before_truncate(fd.get(), 0, &ticket);
-          if (rc == 0 && ::ftruncate(fd.get(), 0) != 0) rc = -errno;
-          cs->changed(ticket);
-        }
-      }
-      if (!fd) rc = -errno;
+  if (!fd && errno == EEXIST && probe) {
+    created = false;
+    flags &= ~(O_EXCL | O_CREAT | O_TRUNC);
+    fd.reset(::openat(dir.fd.get(), name, flags | noatime));
+    if (!fd && errno == EPERM && noatime != 0) fd.reset(::openat(dir.fd.get(), name, flags));
+    if (fd && (open_flags & O_TRUNC)) {
+      uint64_t ticket = 0;
+      int rc = cs->before_truncate(fd.get(), 0, &ticket);
+      if (rc == 0 && ::ftruncate(fd.get(), 0) != 0) rc = -errno;
+      cs->changed(ticket);
+      if (rc < 0) return rc;
     }
   }
-  if (rc == 0 && created && cs != nullptr) cs->created(dir.fd.get(), name, false);
-  if (rc == 0) {
-    // The O_PATH fd comes from the opened file itself, not from the name, which another
-    // process may already have replaced.
-    UniqueFd path_fd(::open(ProcPath(fd.get()).c_str(), O_PATH | O_CLOEXEC));
-    rc = path_fd ? fs.entry_for(std::move(path_fd), &e) : -errno;
+  if (!fd) return -errno;
+  if (created && cs != nullptr) cs->created(dir.fd.get(), name, false);
+  return fd.release();
+}
+
+// Answers CREATE once the backing file is open (`opened`: its fd, or -errno).
+void reply_create(fuse_req_t req, Inode& dir, int opened, fuse_file_info open) noexcept {
+  Filesystem& fs = fs_of(req);
+  if (opened < 0) {
+    reply_err(req, -opened);
+    return;
   }
+  UniqueFd fd(opened);
+  fuse_entry_param e;
+  // The O_PATH fd comes from the opened file itself, not from the name, which another
+  // process may already have replaced.
+  UniqueFd path_fd(::open(ProcPath(fd.get()).c_str(), O_PATH | O_CLOEXEC));
+  int rc = path_fd ? fs.entry_for(std::move(path_fd), &e) : -errno;
   if (rc == 0) {
-    if (FileHandle* h = fs.add_file(std::move(fd), fs.inode(e.ino), fi->flags); h == nullptr) {
+    if (FileHandle* h = fs.add_file(std::move(fd), fs.inode(e.ino), open.flags); h == nullptr) {
       fs.inodes().forget(e.ino, 1);
       rc = -ENOMEM;
     } else {
-      fi->fh = reinterpret_cast<uint64_t>(h);
-      fi->keep_cache = keep_page_cache(fs, *h) ? 1 : 0;
+      open.fh = reinterpret_cast<uint64_t>(h);
+      open.keep_cache = keep_page_cache(fs, *h) ? 1 : 0;
     }
   }
   if (rc < 0) {
     reply_err(req, -rc);
     return;
   }
-  // Answered once dirsync (if on) made the new name durable; `fi` is the request's memory.
-  fs.sync_parents(dir, nullptr, [req, e, open = *fi](int err) noexcept {
+  // Answered once dirsync (if on) made the new name durable.
+  fs.sync_parents(dir, nullptr, [req, e, open](int err) noexcept {
     Filesystem& filesystem = fs_of(req);
     if (err < 0 || fuse_reply_create(req, &e, &open) != 0) {
       filesystem.release_file(&file_of(&open));
@@ -312,6 +384,22 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       if (err < 0) reply_err(req, -err);
     }
   });
+}
+
+}  // namespace
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) noexcept {
+  Filesystem& fs = fs_of(req);
+  Inode& dir = fs.inode(parent);
+  if (int err = fs.inject(FaultOp::kCreate, dir, name); err != 0) {
+    reply_err(req, err);
+    return;
+  }
+  // `fi` lives only as long as this call: the answer keeps a copy.
+  fs.with_space([req, &dir, name, mode,
+                 flags = fi->flags] { return create_backing(req, dir, name, mode, flags); },
+                [req, &dir, open = *fi](int opened) { reply_create(req, dir, opened, open); });
 }
 
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
@@ -367,6 +455,8 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* bufv, off_t off,
 void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
   Filesystem& fs = fs_of(req);
   FileHandle& h = file_of(fi);
+  // close(2) waits for FLUSH, not for the RELEASE that may follow.
+  fs.space().closing(h.inode->dev, h.inode->ino);
   // Answers close(): errors the backing fs reports at close, else a sync error of the
   // inode this handle has not seen yet.
   auto finish = [req, &h](int64_t res) noexcept {
@@ -427,53 +517,67 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noex
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                   fuse_file_info* fi) noexcept {
   FileHandle& h = file_of(fi);
-  int rc = -kill_privs_of_caller(req, h);
-  CrashSim* cs = fs_of(req).crashsim();
-  uint64_t ticket = 0;
-  if (rc == 0 && cs != nullptr) {
-    rc = -cs->before_write(h.inode->fd.get(), static_cast<uint64_t>(offset),
-                           static_cast<uint64_t>(length), &ticket);
-  }
-  if (rc == 0 && ::fallocate(h.fd(), mode, offset, length) != 0) rc = errno;
-  if (cs != nullptr) cs->changed(ticket);
-  h.inode->data.changed();
-  if (rc != 0) {
-    reply_err(req, rc);
-    return;
-  }
-  sync_after_change(fs_of(req), h, [req](int err) noexcept { reply_err(req, err); });
+  fs_of(req).with_space(
+      [req, &h, mode, offset, length] {
+        int rc = kill_privs_of_caller(req, h);
+        CrashSim* cs = fs_of(req).crashsim();
+        uint64_t ticket = 0;
+        if (rc == 0 && cs != nullptr) {
+          rc = cs->before_write(h.inode->fd.get(), static_cast<uint64_t>(offset),
+                                static_cast<uint64_t>(length), &ticket);
+        }
+        if (rc == 0 && ::fallocate(h.fd(), mode, offset, length) != 0) rc = -errno;
+        if (cs != nullptr) cs->changed(ticket);
+        h.inode->data.changed();
+        return rc;
+      },
+      [req, &h](int rc) {
+        if (rc < 0) {
+          reply_err(req, -rc);
+          return;
+        }
+        sync_after_change(fs_of(req), h, [req](int err) noexcept { reply_err(req, err); });
+      });
 }
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) noexcept {
-  loff_t in = off_in;
-  loff_t out = off_out;
+  FileHandle& src = file_of(fi_in);
   FileHandle& dst = file_of(fi_out);
-  int err = -kill_privs_of_caller(req, dst);
-  CrashSim* cs = fs_of(req).crashsim();
-  uint64_t ticket = 0;
-  if (err == 0 && cs != nullptr) {
-    err = -cs->before_write(dst.inode->fd.get(), static_cast<uint64_t>(off_out), len, &ticket);
-  }
-  ssize_t n = 0;
-  if (err == 0) {
-    n = ::copy_file_range(file_of(fi_in).fd(), &in, dst.fd(), &out, len,
-                          static_cast<unsigned>(flags));
-    if (n < 0) err = errno;
-  }
-  if (cs != nullptr) cs->changed(ticket);
-  dst.inode->data.changed();
-  if (err != 0) {
-    reply_err(req, err);
-    return;
-  }
-  sync_after_change(fs_of(req), dst, [req, n](int sync_err) noexcept {
-    if (sync_err != 0) {
-      reply_err(req, sync_err);
-    } else {
-      fuse_reply_write(req, static_cast<size_t>(n));
-    }
-  });
+  // A copy may be short: at most 1 GiB, so that its count fits the retry's int.
+  len = std::min(len, size_t{1} << 30);
+  fs_of(req).with_space(
+      [req, &src, &dst, off_in, off_out, len, flags] {
+        int err = kill_privs_of_caller(req, dst);
+        CrashSim* cs = fs_of(req).crashsim();
+        uint64_t ticket = 0;
+        if (err == 0 && cs != nullptr) {
+          err = cs->before_write(dst.inode->fd.get(), static_cast<uint64_t>(off_out), len, &ticket);
+        }
+        ssize_t n = 0;
+        if (err == 0) {
+          loff_t in = off_in;
+          loff_t out = off_out;
+          n = ::copy_file_range(src.fd(), &in, dst.fd(), &out, len, static_cast<unsigned>(flags));
+          if (n < 0) err = -errno;
+        }
+        if (cs != nullptr) cs->changed(ticket);
+        dst.inode->data.changed();
+        return err < 0 ? err : static_cast<int>(n);
+      },
+      [req, &dst](int n) {
+        if (n < 0) {
+          reply_err(req, -n);
+          return;
+        }
+        sync_after_change(fs_of(req), dst, [req, n](int sync_err) noexcept {
+          if (sync_err != 0) {
+            reply_err(req, sync_err);
+          } else {
+            fuse_reply_write(req, static_cast<size_t>(n));
+          }
+        });
+      });
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) noexcept {

@@ -67,21 +67,21 @@ int before_xattr_change(fuse_req_t req, Inode& inode, const char* name, ChangeTi
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
-  Inode& inode = fs_of(req).inode(ino);
-  ChangeTicket change;
-  if (int rc = before_xattr_change(req, inode, name, change); rc < 0) {
-    reply_err(req, -rc);
-    return;
-  }
-  if (is_posix_acl(name)) {
-    reply_err(req, -change_posix_acl(req, inode, [&](const char* path) {
-                return ::setxattr(path, name, value, size, flags);
-              }));
-    return;
-  }
-  const ProcPath path(inode.fd.get());
-  int rc = ::setxattr(path.c_str(), name, value, size, flags) == 0 ? 0 : errno;
-  reply_err(req, rc);
+  Filesystem& fs = fs_of(req);
+  Inode& inode = fs.inode(ino);
+  fs.with_space(
+      [req, &inode, name, value, size, flags] {
+        ChangeTicket change;
+        if (int rc = before_xattr_change(req, inode, name, change); rc < 0) return rc;
+        if (is_posix_acl(name)) {
+          return change_posix_acl(req, inode, [&](const char* path) {
+            return ::setxattr(path, name, value, size, flags);
+          });
+        }
+        const ProcPath path(inode.fd.get());
+        return ::setxattr(path.c_str(), name, value, size, flags) == 0 ? 0 : -errno;
+      },
+      [req](int rc) { reply_err(req, -rc); });
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {

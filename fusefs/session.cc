@@ -158,6 +158,7 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
     queue.depth = config.uring_depth;
     queue.payload_size = kMaxWrite;
     queue.idle_priority = config.uring_idle_priority;
+    queue.slots_given_back = [filesystem = fs.get()] { filesystem->space().let_go(); };
     transport = UringTransport::prepare(se.get(), fs->engine(), queue, &why);
     if (transport) {
       fs->set_uring_transport(transport.get());

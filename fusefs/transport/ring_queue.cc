@@ -58,6 +58,7 @@ RingQueue::RingQueue(engine::Engine* engine, const Params& params)
       payload_size_(params.payload_size),
       idle_priority_(params.idle_priority),
       register_payload_(params.register_payload),
+      slots_given_back_(params.slots_given_back),
       engine_(engine),
       entries_(params.depth) {}
 
@@ -157,6 +158,7 @@ int RingQueue::set_up(int dev_fd, std::string* why) noexcept {
   setup.file_slot_base = 1;
   setup.file_slots = file_slots;
   setup.wake = [this] { wake_owner(); };
+  setup.given_back = slots_given_back_;
   try {
     client_ = std::make_unique<engine::ClientRing>(*engine_, ring_, std::move(setup));
   } catch (const std::bad_alloc&) {

@@ -52,6 +52,9 @@ class RingQueue {
     // Register the payload buffers with the ring (writes are WRITE_FIXEDs from them);
     // registered memory is pinned, all of it at once.
     bool register_payload = true;
+    // Called on the owner when it gave back the fixed-file slots of files destroyed on
+    // other threads (engine::ClientRing::Setup::given_back).
+    std::function<void()> slots_given_back;
   };
 
   // Starts the owner thread, which sets up the ring and the buffers; nothing reaches the
@@ -118,6 +121,7 @@ class RingQueue {
   const size_t payload_size_;
   const bool idle_priority_;
   const bool register_payload_;
+  const std::function<void()> slots_given_back_;
   engine::Engine* const engine_;
   io_uring ring_{};  // owner thread only
   bool ring_up_ = false;

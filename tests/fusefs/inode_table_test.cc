@@ -313,5 +313,34 @@ TEST_F(RememberingTable, ConcurrentHandleLookupsNameLookupsAndForgetsKeepCountsE
   EXPECT_EQ(t.counts().remembered, 1u);
 }
 
+// What the daemon holds of removed files: listed by the scan; the scan's own references go
+// again; a closed Inode is let go to the SpaceReturn.
+TEST(InodeTable, RemovedHeld_ListsInodesWithNoNameLeft_ForgetLetsThemGo) {
+  fsysfs::testing::TempDir dir;
+  const std::string kept = dir.write("kept", "k");
+  const std::string gone = dir.write("gone", "g");
+  SpaceReturn space(
+      1, [] { return SpaceReturn::Held{}; }, [] { return uint64_t{0}; });
+  InodeTable t(root_inode("/"), {}, 0, &space);
+  Inode* k = lookup(t, kept);
+  Inode* g = lookup(t, gone);
+  ASSERT_TRUE(k != nullptr && g != nullptr);
+  ASSERT_EQ(unlink(gone.c_str()), 0);
+  std::vector<std::pair<dev_t, ino_t>> held;
+  t.removed_held(&held);
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0], std::make_pair(g->dev, g->ino));
+  EXPECT_EQ(g->nlookup.load(), 1u);
+  EXPECT_EQ(k->nlookup.load(), 1u);
+
+  const uint64_t before = space.sample();
+  t.forget(t.id_of(*g), 1);
+  EXPECT_NE(space.sample(), before) << "a closed Inode was not let go";
+  held.clear();
+  t.removed_held(&held);
+  EXPECT_TRUE(held.empty());
+  t.forget(t.id_of(*k), 1);
+}
+
 }  // namespace
 }  // namespace fsysfs::fusefs
