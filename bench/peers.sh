@@ -192,7 +192,8 @@ mount_target() {
     passthrough_ll) CMD[$t]="$pt_bin -f -o allow_other,source=$b $m" ;;
     # mergerfs's documented set for "you don't need mmap" (no page cache of its own, so
     # writes and fsyncs reach the branch one for one), plus security_capability=false from its
-    # performance notes: no round trip for security.capability before each write.
+    # performance notes: it answers the kernel's security.capability lookup before each write
+    # without a syscall of its own (the round trip stays).
     mergerfs)
       CMD[$t]="mergerfs -f -o allow_other,use_ino,cache.files=off,dropcacheonclose=true"
       CMD[$t]+=",category.create=mfs,security_capability=false $b $m" ;;
