@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/fusefs/mount_fixture.h"
@@ -52,14 +54,25 @@ Handle encode(const std::string& path, int flags = 0) {
   return h;
 }
 
-// Makes the kernel drop every unused dentry and inode (and clean page): the mount's
-// inodes are forgotten (FORGET reaches the daemon) once nothing holds them.
-void drop_caches() {
+// Makes the kernel drop every unused dentry and inode (and clean page) under `root`: the
+// mount's inodes are forgotten once nothing holds them. On the mount this also waits until
+// the daemon has served those FORGETs: they travel on /dev/fuse while on the uring
+// transport the next LOOKUP comes over the ring, so without the wait a decode may still
+// find the inode live and the reopen the test wants to see never happens.
+void drop_caches(const std::string& root) {
   ::sync();
   int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0) << std::strerror(errno);
   ASSERT_EQ(::write(fd, "3", 1), 1) << std::strerror(errno);
   ::close(fd);
+  if (::access((root + "/.fsysfs").c_str(), F_OK) != 0) return;  // the plain directory
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  uint64_t live = 0;
+  while ((live = json_number(read_stats_json(root), {"inodes", "live"})) != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(live, 0u) << "the daemon still holds inodes 10 s after drop_caches";
 }
 
 // Opens `h` under the root of `r` and records the outcome: the errno, or that it opened
@@ -116,7 +129,7 @@ TEST_F(FileHandles, FileOpensAfterTheKernelForgotIt_Parity) {
     ::mkdir(r.p("d").c_str(), 0755);
     write_file(r.p("d/f"), "aaaa");
     Handle h = encode(r.p("d/f"));
-    drop_caches();
+    drop_caches(r.root());
     decode(r, "read", h, "d/f");
     // Opened for writing, the handle's file takes the bytes (generic/467 -a).
     int mount_fd = ::open(r.root().c_str(), O_RDONLY | O_DIRECTORY);
@@ -134,7 +147,7 @@ TEST_F(FileHandles, DirectoryOpensConnectedAfterTheKernelForgotIt_Parity) {
     ::mkdir(r.p("a/d").c_str(), 0755);
     write_file(r.p("a/d/f"), "f");
     Handle h = encode(r.p("a/d"));
-    drop_caches();
+    drop_caches(r.root());
     int mount_fd = ::open(r.root().c_str(), O_RDONLY | O_DIRECTORY);
     int fd =
         r.fd("open dir by handle", ::open_by_handle_at(mount_fd, h.fh(), O_RDONLY | O_DIRECTORY));
@@ -173,7 +186,7 @@ TEST_F(FileHandles, UnlinkedIsStale_HardLinkedRenamedAndMovedOpen_Parity) {
     r.rc("move", ::rename(r.p("d/moved").c_str(), r.p("new/moved").c_str()));
     r.rc("rmdir", ::rmdir(r.p("d/gone").c_str()));
     r.rc("rename parent", ::rename(r.p("d").c_str(), r.p("d2").c_str()));
-    drop_caches();
+    drop_caches(r.root());
     decode(r, "unlinked", unlinked, "-");
     decode(r, "hard linked, original unlinked", linked, "d2/linked2");
     decode(r, "renamed", renamed, "d2/renamed2");
@@ -196,7 +209,7 @@ TEST_F(FileHandles, ConnectableHandleOpensWithItsPath_Parity) {
     write_file(r.p("t/d/f"), "cccc");
     Handle h = encode(r.p("t/d/f"), AT_HANDLE_CONNECTABLE);
     r.rc("rename grandparent", ::rename(r.p("t").c_str(), r.p("t2").c_str()));
-    drop_caches();
+    drop_caches(r.root());
     int mount_fd = ::open(r.root().c_str(), O_RDONLY | O_DIRECTORY);
     int fd = r.fd("open by connectable handle", ::open_by_handle_at(mount_fd, h.fh(), O_RDONLY));
     ::close(mount_fd);
@@ -219,7 +232,7 @@ TEST_F(FileHandles, HandleFromAnEarlierDaemonIsStale_NewHandlesOpen) {
   ASSERT_TRUE(mounted_);
   for (int i = 0; i < 50; ++i) write_file(mnt_ + "/n" + std::to_string(i), "n");
   Handle after = encode(mnt_ + "/f");
-  drop_caches();
+  drop_caches(mnt_);
   const uint64_t reopened = inode_stat("reopened");
   {
     Fd mount_fd(::open(mnt_.c_str(), O_RDONLY | O_DIRECTORY));
@@ -255,7 +268,7 @@ TEST_F(FileHandlesSmallCache, ForgottenBeyondTheBoundIsStale_ForgedHandlesAreSta
     handles.push_back(encode(p));
   }
   Handle control = encode(mnt_ + "/.fsysfs");
-  drop_caches();
+  drop_caches(mnt_);
   EXPECT_LE(inode_stat("remembered"), 4u);
   Fd mount_fd(::open(mnt_.c_str(), O_RDONLY | O_DIRECTORY));
   ASSERT_GE(mount_fd.fd, 0);
