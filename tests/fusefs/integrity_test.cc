@@ -221,7 +221,10 @@ TEST_F(Integrity, SigtermUnderWriteLoadKeepsAcknowledgedWrites) {
     std::string data = read_file(backing_ + "/load" + std::to_string(t));
     EXPECT_GE(data.size(), acked[t].load() * kBlock) << "acknowledged writes are missing";
     // A write in flight at the signal may or may not have landed, but nothing else.
-    EXPECT_EQ(first_bad(data, t), -1);
+    const long bad = first_bad(data, t);
+    EXPECT_EQ(bad, -1) << acked[t].load() << " blocks of " << kBlock << " acknowledged, "
+                       << data.size() << " bytes on BACKING, the first bad one is "
+                       << (bad < 0 ? 0 : int(static_cast<unsigned char>(data[bad])));
   }
 }
 
