@@ -33,6 +33,23 @@ unmount_target() {
   unset "MNT[$t]" "PID[$t]"
 }
 
+# --busy: N CPU-bound loops at the lowest priority, so that no CPU goes idle during the
+# rounds (busy_pids is what stop_busy and cleanup kill).
+busy_pids=()
+start_busy() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    nice -n 19 bash -c 'while :; do :; done' &
+    busy_pids+=($!)
+  done
+}
+stop_busy() {
+  ((${#busy_pids[@]})) || return 0
+  kill "${busy_pids[@]}" 2>/dev/null || true
+  wait "${busy_pids[@]}" 2>/dev/null || true
+  busy_pids=()
+}
+
 # The EXIT trap of both scripts: stops the running cell, unmounts every target and removes
 # the work directory $work (unless something is still mounted under it), keeping the exit
 # status. Every step is best effort: one failure (a killed child's status, a busy mount)
@@ -45,6 +62,7 @@ cleanup() {
     kill -TERM "$current_pid" 2>/dev/null
     wait "$current_pid" 2>/dev/null
   fi
+  stop_busy
   for t in "${!MNT[@]}"; do unmount_target "$t"; done
   # A setting the including script changed for its run.
   if [[ -n ${restore_enable_uring-} ]]; then

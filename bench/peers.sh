@@ -7,8 +7,9 @@
 # and the metadata rows, two real programs: SQLite (one transaction per insert) and tar
 # (extract a tarball of /usr/include, then delete the tree). See bench/README.md.
 #
-# Usage: bench/peers.sh [--quick] [--rounds N] [--seconds S] [--targets LIST] [--dir DIR]
-#                       [--build DIR] [--no-build] [--out FILE.md] [--note TEXT]
+# Usage: bench/peers.sh [--quick] [--rounds N] [--seconds S] [--targets LIST]
+#                       [--workloads LIST] [--busy N] [--dir DIR] [--build DIR] [--no-build]
+#                       [--out FILE.md] [--note TEXT]
 # Must run as root (drop_caches, allow_other).
 # shellcheck disable=SC2016  # fio expands $jobnum in --filename_format itself
 
@@ -26,6 +27,8 @@ rounds=3
 seconds=5
 quick=0
 targets=$ALL_TARGETS
+workloads=$ALL_WORKLOADS
+busy=0
 base_dir=/var/tmp
 build_dir=$REPO/build
 do_build=1
@@ -41,6 +44,10 @@ usage: bench/peers.sh [options]
   --targets LIST   comma-separated subset of: ${ALL_TARGETS// /,}
                    plus the A/B variants ${EXTRA_TARGETS// /,}
                    (backing is always included: every ratio is to it)
+  --workloads LIST comma-separated subset of: ${ALL_WORKLOADS// /,}
+  --busy N         N busy loops at nice 19 for the whole run: a machine with background
+                   work, whose CPUs never go idle (on a VM an idle vCPU halts, and waking
+                   it is what a round trip between two threads mostly costs) [0]
   --dir DIR        where the backing directories and mount points go; must not be tmpfs
                    [/var/tmp]
   --build DIR      CMake build directory for fsysfs and metadata_bench [$REPO/build]
@@ -62,6 +69,8 @@ while (($#)); do
     --rounds) rounds=${2:?}; rounds_given=1; shift ;;
     --seconds) seconds=${2:?}; shift ;;
     --targets) targets="backing ${2//,/ }"; shift ;;
+    --workloads) workloads=${2//,/ }; shift ;;
+    --busy) busy=${2:?}; shift ;;
     --dir) base_dir=${2:?}; shift ;;
     --build) build_dir=$(realpath -m "${2:?}"); shift ;;
     --no-build) do_build=0 ;;
@@ -91,6 +100,11 @@ fi
 warm_size_mb=256     # rrwarm's region, read once through the target first
 rw_size_mb=64        # per job of rw1/rw4, and the dsync file
 meta_file_bytes=1024
+
+for w in $workloads; do
+  [[ " $ALL_WORKLOADS " == *" $w "* ]] || die "unknown workload '$w' (known: $ALL_WORKLOADS)"
+done
+[[ $busy =~ ^[0-9]+$ ]] || die "--busy wants a number of loops, not '$busy'"
 
 # Deduplicate while keeping order; check names.
 declare -a T=()
@@ -395,8 +409,9 @@ for t in "${!PID[@]}"; do RSS_IDLE[$t]=$(rss "${PID[$t]}"); done
 
 results=$work/results.tsv  # round workload target value
 : >"$results"
+start_busy "$busy"
 for ((r = 1; r <= rounds; r++)); do
-  for w in $ALL_WORKLOADS; do
+  for w in $workloads; do
     # The first sequential-write cell after the O_DSYNC row ran at a fraction of the speed
     # of the next ones, whichever target it was (3 runs, 2026-11-26): an untimed cell on
     # the backing directory takes that hit instead of the round's first target.
@@ -439,6 +454,7 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
+stop_busy
 declare -A RSS_AFTER=()
 for t in "${!PID[@]}"; do RSS_AFTER[$t]=$(rss "${PID[$t]}"); done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -463,6 +479,7 @@ report() {
   echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
     "kernel $(uname -r), $fs_type on $dev ($base_dir); fio $(fio --version)"
   echo "- Load average before / after: $load_before / $load_after"
+  ((busy == 0)) || echo "- Background load: $busy busy loop(s) at nice 19 during the rounds (--busy)"
   echo "- $rounds interleaved rounds; time-based cells ${seconds} s; seqw writes ${seqw_size_mb} MiB," \
     "seqr reads ${read_size_mb} MiB; metadata: $meta_files files of $meta_file_bytes bytes;" \
     "SQLite: one insert per transaction for ${seconds} s; tar: $tar_src, $tar_entries entries," \
@@ -497,7 +514,14 @@ function ratio(w, t,    rl, r) {
 }
 BEGIN {
   nt = split(targets, T, " ")
-  nw = split("rw1 rw4 dsync seqw w4k seqwn seqr rrwarm rrcold create stat unlink sqlite untar rmtree", W, " ")
+  # The rows of the workloads that ran (--workloads): meta gives three, tar two.
+  split(workloads, sel, " ")
+  for (i in sel) chosen[sel[i]] = 1
+  if ("meta" in chosen) { chosen["create"] = 1; chosen["stat"] = 1; chosen["unlink"] = 1 }
+  if ("tar" in chosen) { chosen["untar"] = 1; chosen["rmtree"] = 1 }
+  n = split("rw1 rw4 dsync seqw w4k seqwn seqr rrwarm rrcold create stat unlink sqlite untar rmtree", all, " ")
+  nw = 0
+  for (i = 1; i <= n; i++) if (all[i] in chosen) W[++nw] = all[i]
   label["rw1"] = "4 KiB random write + fdatasync, 1 job"
   label["rw4"] = "4 KiB random write + fdatasync, 4 jobs"
   label["dsync"] = "4 KiB writes to an O_DSYNC file"
@@ -569,7 +593,8 @@ END {
 }
 AWK
   )
-  awk -F'\t' -v targets="${T[*]}" -v chart="$chart_data" "$prog" "$results"
+  awk -F'\t' -v targets="${T[*]}" -v workloads="$workloads" -v chart="$chart_data" "$prog" \
+    "$results"
   echo
   echo "## FUSE daemon memory (VmRSS / VmHWM, MiB)"
   echo
