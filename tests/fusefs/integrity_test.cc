@@ -16,6 +16,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -123,6 +125,7 @@ void Integrity::concurrent_writers_land_exact_bytes() {
     }
   };
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) threads.emplace_back(worker, t);
   for (auto& th : threads) th.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_TRUE(first_error[t].empty()) << first_error[t];
@@ -176,6 +179,7 @@ TEST_F(Integrity, SigtermUnderWriteLoadKeepsAcknowledgedWrites) {
   std::atomic<int> opened{0};  // writers whose open returned, with a file or an error
   std::atomic<size_t> total{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       const std::string path = mnt_ + "/load" + std::to_string(t);
@@ -240,6 +244,44 @@ TEST_F(Integrity, SigtermUnderWriteLoadKeepsAcknowledgedWrites) {
                        << data.size() << " bytes on BACKING, the first bad one is "
                        << (bad < 0 ? 0 : int(static_cast<unsigned char>(data[bad])));
   }
+}
+
+// libfuse 3.14 leaves its session loop on a signal only when the main thread takes it
+// (session.cc): the kernel may hand a process's signal to any thread that does not block
+// it, so every other thread of the daemon must.
+TEST_F(Integrity, EveryDaemonThreadButTheMainOneBlocksTheExitSignals) {
+  // The engine's and the transport's threads are up once a write and a sync were served.
+  const std::string path = mnt_ + "/f";
+  write_file(path, pattern(0, 0, 4096));
+  {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << errno_name(errno);
+    EXPECT_EQ(::fsync(fd), 0) << errno_name(errno);
+    ::close(fd);
+  }
+  ASSERT_GT(daemon_, 0);
+  const std::string tasks = "/proc/" + std::to_string(daemon_) + "/task";
+  int others = 0;
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    if (task.path().filename() == std::to_string(daemon_)) continue;
+    ++others;
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    uint64_t blocked = 0;
+    bool found = false;
+    while (std::getline(status, line)) {
+      if (line.rfind("SigBlk:", 0) == 0) {
+        blocked = std::stoull(line.substr(7), nullptr, 16);
+        found = true;
+      }
+    }
+    if (!found) continue;  // the thread is gone
+    for (int sig : {SIGHUP, SIGINT, SIGTERM}) {
+      EXPECT_TRUE(blocked & (uint64_t{1} << (sig - 1)))
+          << "thread " << task.path().filename().string() << " takes signal " << sig;
+    }
+  }
+  EXPECT_GT(others, 0);
 }
 
 }  // namespace
