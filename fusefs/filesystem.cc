@@ -439,8 +439,9 @@ void Filesystem::start_uring_transport() noexcept {
                 std::strerror(-rc));
     transport_failed_.store(true);
     set_uring_transport(nullptr);
-    // libfuse's handler ends the session loop; serve() unmounts and exits non-zero.
-    ::raise(SIGTERM);
+    // libfuse's handler ends the session loop; serve() unmounts and exits non-zero. To the
+    // process, not this thread: a libfuse worker (this one) blocks it (session.cc).
+    ::kill(::getpid(), SIGTERM);
     return;
   }
   log_->info("transport: FUSE over io_uring, {} queues of {} entries", t->queue_count(),
@@ -452,7 +453,7 @@ void Filesystem::transport_fallback(std::string why) noexcept {
   if (config_.transport == Transport::kUring) {
     log_->error("transport=uring: {}; unmounting", why);
     transport_failed_.store(true);
-    ::raise(SIGTERM);
+    ::kill(::getpid(), SIGTERM);
   } else {
     log_->info("transport: /dev/fuse ({})", why);
   }

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,6 +68,36 @@ struct Args {
   bool add(const std::string& a) { return fuse_opt_add_arg(&args, a.c_str()) == 0; }
 };
 
+// libfuse 3.14 ends the session loop on a signal only when it interrupts the main thread's
+// wait: its handler sets the exit flag and wakes nobody, so a signal taken by any other
+// thread goes unnoticed while no request reaches a /dev/fuse worker (all of them, with the
+// io_uring transport). Its workers block these signals for that reason; the threads this
+// daemon starts inherit the same block from here, and the main thread alone lifts it to
+// run the loop.
+class ExitSignalsBlocked {
+ public:
+  ExitSignalsBlocked() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM}) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~ExitSignalsBlocked() { lift(); }
+  ExitSignalsBlocked(const ExitSignalsBlocked&) = delete;
+  ExitSignalsBlocked& operator=(const ExitSignalsBlocked&) = delete;
+
+  // On this thread only; one that came meanwhile is taken now.
+  void lift() noexcept {
+    if (lifted_) return;
+    lifted_ = true;
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t old_;
+  bool lifted_ = false;
+};
+
 struct SessionDeleter {
   void operator()(fuse_session* se) const noexcept { fuse_session_destroy(se); }
 };
@@ -74,6 +106,8 @@ using SessionPtr = std::unique_ptr<fuse_session, SessionDeleter>;
 int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   auto log = component_logger("fusefs");
   fuse_set_log_func(fuse_log_to_spdlog);
+  // Before any thread is started (the engine's, the rings' owners).
+  ExitSignalsBlocked exit_signals;
   // Creation modes arrive with the caller's umask applied by the kernel, or (POSIX ACLs)
   // the creating op applies it on its own thread (creds.h); never the daemon's.
   ::umask(0);
@@ -194,6 +228,7 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   fuse_loop_cfg_set_clone_fd(loop, config.clone_fd ? 1 : 0);
   fuse_loop_cfg_set_max_threads(loop, config.worker_threads());
   if (config.threads > 0) fuse_loop_cfg_set_idle_threads(loop, config.threads);
+  exit_signals.lift();
   int rc = fuse_session_loop_mt(se.get(), loop);
   fuse_loop_cfg_destroy(loop);
 
