@@ -40,10 +40,6 @@ void expect_near(uint64_t got, uint64_t want) {
 // The parameter is the mount options and what the mount's bdi must show.
 class MaxDirty : public MountFixture, public ::testing::WithParamInterface<Case> {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "the bdi limits are root's to change";
-    MountFixture::SetUp();
-  }
   std::string mount_options() const override { return GetParam().options; }
 
   // /sys/class/bdi/<major:minor>/<name> of the mount, as a number.
@@ -59,7 +55,8 @@ class MaxDirty : public MountFixture, public ::testing::WithParamInterface<Case>
 };
 
 TEST_P(MaxDirty, BdiAndStatsShowTheLimit) {
-  const Case& c = GetParam();
+  // Only root may change a bdi's limits: without root every mount keeps FUSE's own cap.
+  const Case c = ::geteuid() == 0 ? GetParam() : Case{"", "", 1, 0, true};
   const uint64_t ratio = bdi_value("max_ratio");
   const uint64_t bytes = bdi_value("max_bytes");
   EXPECT_EQ(bdi_value("strict_limit") != 0, c.strict_limit);
