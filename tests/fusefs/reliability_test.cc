@@ -12,6 +12,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -912,6 +913,48 @@ TEST_F(ReliabilityTest, LazyUnmountWhileIdle_DaemonExitsCleanly) {
   EXPECT_FALSE(is_mounted(mnt_, "fuse.fsysfs"));
   EXPECT_TRUE(fsysfs_mounts_of(backing_).empty());
   EXPECT_EQ(read_file(backing_ + "/f"), "data");
+}
+
+// An admin's way out of a stuck mount: `echo 1 > /sys/fs/fuse/connections/N/abort`. Under
+// load some worker is between requests when it comes; the daemon still exits 0, with the
+// synced data on BACKING.
+TEST_F(ReliabilityTest, AbortThroughFusectlUnderLoad_DaemonExitsCleanly) {
+  struct stat st;
+  ASSERT_EQ(::stat(mnt_.c_str(), &st), 0);
+  const std::string abort_file =
+      "/sys/fs/fuse/connections/" + std::to_string(minor(st.st_dev)) + "/abort";
+  write_file(mnt_ + "/synced", "durable");
+  {
+    const int fd = ::open((mnt_ + "/synced").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fsync(fd), 0);
+    ::close(fd);
+  }
+  std::atomic<int> writes{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([this, w, &writes, &stop] {
+      const int fd = ::open((mnt_ + "/load" + std::to_string(w)).c_str(),
+                            O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd < 0) return;
+      const std::string block(4096, static_cast<char>('a' + w));
+      for (off_t off = 0; !stop.load() && pwrite_all(fd, block, off); off += 4096) {
+        writes.fetch_add(1);
+      }
+      ::close(fd);
+    });
+  }
+  while (writes.load() < 200) std::this_thread::yield();
+  write_file(abort_file, "1");
+  stop = true;
+  for (auto& t : writers) t.join();
+  mounted_ = false;
+  auto status = await_daemon_exit(kExitDeadline);
+  ASSERT_TRUE(status.has_value()) << "the daemon did not exit after the abort";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
+  ::umount2(mnt_.c_str(), MNT_DETACH);
+  EXPECT_EQ(read_file(backing_ + "/synced"), "durable");
 }
 
 TEST_F(ReliabilityTest, LazyUnmountWithAnOpenFile_ServedUntilClosed_ThenDaemonExitsCleanly) {
