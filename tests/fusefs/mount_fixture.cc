@@ -58,6 +58,26 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// Where each thread of a daemon that will not exit is: name, state, the syscall it is in
+// and its kernel stack (root only), so that a hang in CI leaves its evidence.
+std::string thread_states(pid_t pid) {
+  std::string out;
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(task, ec)) {
+    const std::string dir = entry.path().string();
+    std::string comm = slurp(dir + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    const std::string stat = slurp(dir + "/stat");
+    const size_t paren = stat.rfind(')');
+    const char state =
+        paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
+    out += "thread " + entry.path().filename().string() + " (" + comm + ") " + state + ", wchan " +
+           slurp(dir + "/wchan") + ", syscall " + slurp(dir + "/syscall") + slurp(dir + "/stack");
+  }
+  return out;
+}
+
 }  // namespace
 
 int run_program(const std::vector<std::string>& argv) {
@@ -221,9 +241,10 @@ void MountFixture::unmount() {
     int status = 0;
     bool reaped = wait_exit(daemon_, kExitDeadline, &status);
     if (!reaped) {
+      const std::string states = thread_states(daemon_);
       kill(daemon_, SIGKILL);
       waitpid(daemon_, &status, 0);
-      ADD_FAILURE() << "daemon did not exit after unmount";
+      ADD_FAILURE() << "daemon did not exit after unmount; its threads:\n" << states;
     } else {
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "daemon exit status " << status;
     }
