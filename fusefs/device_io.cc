@@ -72,6 +72,18 @@ void note_request(const void* buf, size_t len) noexcept {
   }
 }
 
+ssize_t device_read(int fd, void* buf, size_t len, void*) {
+  const ssize_t n = ::read(fd, buf, len);
+  if (n > 0) {
+    const int saved = errno;
+    note_request(buf, static_cast<size_t>(n));
+    errno = saved;
+  } else if (n < 0 && errno == ECONNABORTED) {
+    errno = ENODEV;
+  }
+  return n;
+}
+
 namespace {
 
 // Adds what libfuse 3.14 does not know to a successful INIT reply: FUSE_HANDLE_KILLPRIV_V2
@@ -109,16 +121,6 @@ bool complete_init_reply(Filesystem& fs, iovec* iov, int count) noexcept {
   flags2 |= uring_abi::kInitFlags2OverIoUring;
   std::memcpy(reply + kFlags2, &flags2, sizeof flags2);
   return true;
-}
-
-ssize_t device_read(int fd, void* buf, size_t len, void*) {
-  const ssize_t n = ::read(fd, buf, len);
-  if (n > 0) {
-    const int saved = errno;
-    note_request(buf, static_cast<size_t>(n));
-    errno = saved;
-  }
-  return n;
 }
 
 ssize_t iov_total(const iovec* iov, int count) noexcept {

@@ -12,6 +12,8 @@
 // so what the read hook saw is kept per thread for the handler of that request.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 
 struct fuse_session;
@@ -24,6 +26,16 @@ bool request_kills_suidgid() noexcept;
 // Notes what the request in `buf` (as read from /dev/fuse) carries that libfuse drops, for
 // the handler this thread runs next. The read hook calls it; so does the io_uring transport.
 void note_request(const void* buf, size_t len) noexcept;
+
+// The read hook: a read(2) of /dev/fuse that notes what the request carries. An abort
+// through fusectl answers every worker's read with ENODEV, which libfuse takes as the
+// connection's end, except a read that had just taken a request off the queue (or every
+// read, once INIT agreed on FUSE_ABORT_ERROR): that one gets ECONNABORTED, which libfuse
+// 3.14 prints with perror() while its thread can be cancelled, and returns as a failure.
+// Its loop cancels the workers as soon as one of them ends the session; one cancelled
+// inside perror() leaves the stdio locks held, and the daemon hangs at its next log line.
+// So the hook tells ECONNABORTED as ENODEV.
+ssize_t device_read(int fd, void* buf, size_t len, void* userdata);
 
 // Installs the hooks on a mounted session whose userdata is the Filesystem. Returns 0, or
 // -errno when libfuse refuses them (the kernel then clears privileges itself).

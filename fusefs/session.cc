@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -247,15 +246,13 @@ int serve_impl(const Config& config, const std::function<void()>& on_ready) {
   fs->set_session(nullptr);
   se.reset();
 
-  if (!loop_ended_cleanly(rc)) {
+  if (rc < 0) {
     log->error("session loop failed: {}", std::strerror(-rc));
     return 1;
   }
   if (fs->transport_failed()) return 1;
   if (rc > 0)
     log->info("signal {}: unmounted {}", rc, config.mountpoint);
-  else if (rc < 0)
-    log->info("connection aborted: unmounted {}", config.mountpoint);
   else
     log->info("unmounted {}", config.mountpoint);
   return 0;
@@ -274,8 +271,6 @@ const char* transport_name(Transport t) noexcept {
   }
   return "?";
 }
-
-bool loop_ended_cleanly(int loop_rc) noexcept { return loop_rc >= 0 || loop_rc == -ECONNABORTED; }
 
 int serve(const Config& config, const std::function<void()>& on_ready) {
   try {

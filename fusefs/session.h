@@ -85,10 +85,4 @@ struct Config {
 // left mounted. Does not throw.
 int serve(const Config& config, const std::function<void()>& on_ready);
 
-// Whether fuse_session_loop_mt's result is the connection ending as the kernel ends it
-// (an unmount, or an abort through fusectl) rather than a failure. An abort answers every
-// worker's read with ENODEV, which libfuse takes as the end, except a read that had just
-// taken a request: that one gets ECONNABORTED, which libfuse returns as an error.
-bool loop_ended_cleanly(int loop_rc) noexcept;
-
 }  // namespace fsysfs::fusefs

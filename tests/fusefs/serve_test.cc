@@ -6,13 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <string>
 #include <thread>
 
-#include "fusefs/session.h"
 #include "tests/fusefs/mount_fixture.h"
 
 namespace fsysfs::test {
@@ -74,17 +72,6 @@ TEST(Serve, MissingBackingReturnsNonZeroAndMountsNothing) {
   EXPECT_NE(rc, -2) << "serve() did not give up";
   EXPECT_FALSE(is_mounted(mnt, "fuse.fsysfs"));
   remove_tree(base);
-}
-
-// The kernel answers a worker's read with ECONNABORTED when fusectl's abort lands between
-// its taking a request and queueing it (a window of a few instructions, so a mount test
-// cannot aim at it): that is the connection's end, as ENODEV is for every other worker.
-TEST(Serve, AnAbortCatchingAReadInFlightEndsTheLoopCleanly) {
-  EXPECT_TRUE(fusefs::loop_ended_cleanly(0));
-  EXPECT_TRUE(fusefs::loop_ended_cleanly(SIGTERM));
-  EXPECT_TRUE(fusefs::loop_ended_cleanly(-ECONNABORTED));
-  EXPECT_FALSE(fusefs::loop_ended_cleanly(-EIO));
-  EXPECT_FALSE(fusefs::loop_ended_cleanly(-ENOMEM));
 }
 
 }  // namespace
